@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Everything builds into $(OUTPUT). "make V=1" prints the commands.
+
+OUTPUT ?= build
+PREFIX ?= /usr/local
+DESTDIR ?=
+SYSCONFDIR ?= /etc
+DATADIR ?= /usr/share
+
+CC ?= cc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+PKG_CONFIG ?= pkg-config
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+VMLINUX_H ?=
+
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' \
+	-e 's/riscv64/riscv/' -e 's/s390x/s390/' -e 's/loongarch64/loongarch/')
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+LIBS_PC := libbpf json-c inih
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wformat=2 -Wshadow -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
+	-I$(OUTPUT) -I. $(shell $(PKG_CONFIG) --cflags $(LIBS_PC))
+LDLIBS += $(shell $(PKG_CONFIG) --libs $(LIBS_PC)) -lelf -lz
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	-I$(OUTPUT) -I. -mcpu=v3
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/bpf/%.bpf.o,$(BPF_SRCS))
+SKEL := $(OUTPUT)/borderflow.skel.h
+MAPS_H := $(wildcard maps/*.h)
+BPF_H := $(wildcard bpf/*.h)
+
+LIB_SRCS := $(wildcard user/lib/*.c)
+LIB_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(LIB_SRCS))
+LIB_H := $(wildcard user/lib/*.h)
+LIB := $(OUTPUT)/libborderflow.a
+
+DAEMON_SRCS := $(wildcard user/*.c)
+DAEMON_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(DAEMON_SRCS))
+DAEMON_H := $(wildcard user/*.h)
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOL_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(TOOL_SRCS))
+TOOL_H := $(wildcard tools/*.h)
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
+LAB_SRCS := $(wildcard tests/lab/*.c)
+LAB_BINS := $(patsubst tests/lab/%.c,$(OUTPUT)/tests/lab/%,$(LAB_SRCS))
+
+.PHONY: all tests test bench install clean
+.DELETE_ON_ERROR:
+
+all: $(OUTPUT)/borderflowd $(OUTPUT)/borderflow
+
+tests: all $(UNIT_BINS) $(LAB_BINS)
+
+test: tests
+	$(Q)OUTPUT=$(OUTPUT) tests/run.sh
+
+bench: tests
+	$(Q)OUTPUT=$(OUTPUT) tests/bench/run.sh
+
+$(OUTPUT)/vmlinux.h:
+	@mkdir -p $(@D)
+ifeq ($(VMLINUX_H),)
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@
+else
+	$(call msg,CP,$@)
+	$(Q)cp $(VMLINUX_H) $@
+endif
+
+$(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c $(OUTPUT)/vmlinux.h $(MAPS_H) $(BPF_H)
+	@mkdir -p $(@D)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+# The programs of every hook family link into one object, so one skeleton
+# owns all maps and the programs share them without fd passing.
+$(OUTPUT)/borderflow.bpf.o: $(BPF_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(BPFTOOL) gen object $@ $^
+
+$(SKEL): $(OUTPUT)/borderflow.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name borderflow_bpf > $@
+
+$(OUTPUT)/user/lib/%.o: user/lib/%.c $(LIB_H) $(MAPS_H)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(OUTPUT)/user/%.o: user/%.c $(SKEL) $(DAEMON_H) $(LIB_H) $(MAPS_H)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUTPUT)/tools/%.o: tools/%.c $(TOOL_H) $(LIB_H) $(MAPS_H)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUTPUT)/borderflowd: $(DAEMON_OBJS) $(LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUTPUT)/borderflow: $(TOOL_OBJS) $(LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUTPUT)/tests/test_%: tests/unit/test_%.c $(LIB) $(LIB_H) $(MAPS_H)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags cmocka) -o $@ $< $(LIB) \
+		$(LDLIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+
+$(OUTPUT)/tests/lab/%: tests/lab/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $<
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(OUTPUT)/borderflowd $(DESTDIR)$(PREFIX)/sbin/borderflowd
+	install -m 0755 $(OUTPUT)/borderflow $(DESTDIR)$(PREFIX)/bin/borderflow
+	install -d $(DESTDIR)$(SYSCONFDIR)/borderflow
+	test -e $(DESTDIR)$(SYSCONFDIR)/borderflow/borderflow.conf || \
+		install -m 0640 packaging/borderflow.conf $(DESTDIR)$(SYSCONFDIR)/borderflow/borderflow.conf
+	install -d -m 0750 $(DESTDIR)/var/lib/borderflow $(DESTDIR)/var/log/borderflow
+
+clean:
+	rm -rf $(OUTPUT)

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Every map of the BPF side. bpf/maps.bpf.c defines them; the other objects
+ * declare them extern, and "bpftool gen object" links all into one object.
+ */
+#ifndef BORDERFLOW_MAPS_BPF_H
+#define BORDERFLOW_MAPS_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "maps/event.h"
+#include "maps/flow.h"
+#include "maps/geo.h"
+#include "maps/proc.h"
+
+#ifdef BF_DEFINE_MAPS
+#define BF_MAP
+#else
+#define BF_MAP extern
+#endif
+
+/* Country and verdict per IPv4 prefix. The daemon sets max_entries to the data it loads. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, struct bf_geo4_key);
+	__type(value, struct bf_geo_value);
+} geo4 SEC(".maps");
+
+/* Country and verdict per IPv6 prefix. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, struct bf_geo6_key);
+	__type(value, struct bf_geo_value);
+} geo6 SEC(".maps");
+
+/* Watched executables by inode, to application id. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct bf_inode_key);
+	__type(value, __u32);
+} app_inodes SEC(".maps");
+
+/* Watched folders by inode: an executable anywhere below one belongs to its application. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct bf_inode_key);
+	__type(value, __u32);
+} app_dirs SEC(".maps");
+
+/* Watched process names, the last resort of identity. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct bf_comm_key);
+	__type(value, __u32);
+} app_comms SEC(".maps");
+
+/* Running processes of watched applications, by tgid. Others have no entry. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32);
+	__type(value, struct bf_proc_value);
+} procs SEC(".maps");
+
+/*
+ * Owner of every inet socket created while the programs are attached.
+ * BPF_F_CLONE copies it to sockets that accept() creates from a listener.
+ */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct bf_sock_owner);
+} sk_owner SEC(".maps");
+
+/*
+ * Application of sockets released in the last moments, by cookie, so that
+ * packets of TCP's TIME_WAIT and FIN exchange, which carry no full socket,
+ * are still attributed.
+ */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u32);
+} closed SEC(".maps");
+
+/* Flows of watched applications. The daemon removes ended and idle ones. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct bf_flow_key);
+	__type(value, struct bf_flow_value);
+} flows SEC(".maps");
+
+/* Per application x country x verdict x transport totals; monotonic. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct bf_total_key);
+	__type(value, struct bf_total_value);
+} totals SEC(".maps");
+
+/* Health counters, indexed by enum bf_stat. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BF_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* Flow start, flow end and out-of-region events to the daemon. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+static __always_inline void bf_stat_add(__u32 index, __u64 value)
+{
+	__u64 *counter = bpf_map_lookup_elem(&stats, &index);
+
+	if (counter)
+		*counter += value;
+}
+
+#endif

@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Packet counting. cgroup_skb/egress and cgroup_skb/ingress see every IP
+ * packet of the sockets of the attached cgroup, before segmentation offload
+ * on egress and after receive offload on ingress. Every packet lands in
+ * totals; packets of watched applications also land in flows. Neither
+ * depends on the ring buffer: an event that cannot be sent is counted as
+ * lost and the bytes are still counted.
+ */
+#include "geo.bpf.h"
+#include <bpf/bpf_endian.h>
+
+#define ETH_P_IP   0x0800
+#define ETH_P_IPV6 0x86DD
+#define IP_OFFSET  0x1fff
+
+/* What counting needs of one packet, with peer and local seen from this host. */
+struct packet {
+	__u32 peer[4];
+	__u32 local[4];
+	__u16 peer_port;
+	__u16 local_port;
+	__u8 family;
+	__u8 proto;
+	__u16 header_bytes; /* IP and transport headers, repeated in every segment */
+};
+
+static __always_inline int parse_l4(struct __sk_buff *skb, __u32 offset, struct packet *pkt)
+{
+	__be16 ports[2];
+
+	if (pkt->proto != BF_PROTO_TCP && pkt->proto != BF_PROTO_UDP)
+		return 0;
+	if (bpf_skb_load_bytes(skb, offset, ports, sizeof(ports)))
+		return -1;
+	pkt->peer_port = bpf_ntohs(ports[1]);
+	pkt->local_port = bpf_ntohs(ports[0]);
+	if (pkt->proto == BF_PROTO_UDP) {
+		pkt->header_bytes += sizeof(struct udphdr);
+		return 0;
+	}
+
+	struct tcphdr tcp;
+
+	if (bpf_skb_load_bytes(skb, offset, &tcp, sizeof(tcp)))
+		return -1;
+	pkt->header_bytes += tcp.doff * 4;
+	return 0;
+}
+
+/* Fills pkt as seen from the local socket: on egress the peer is the destination. */
+static __always_inline int parse_packet(struct __sk_buff *skb, bool egress, struct packet *pkt)
+{
+	__u32 src[4] = {}, dst[4] = {};
+	__u32 offset;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return -1;
+		offset = ip.ihl * 4;
+		if (offset < sizeof(ip))
+			return -1;
+		pkt->family = 4;
+		pkt->proto = ip.protocol;
+		src[0] = ip.saddr;
+		dst[0] = ip.daddr;
+		pkt->header_bytes = offset;
+		if (ip.frag_off & bpf_htons(IP_OFFSET))
+			pkt->proto = 0; /* a later fragment carries no ports */
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return -1;
+		pkt->family = 6;
+		pkt->proto = ip6.nexthdr;
+		__builtin_memcpy(src, &ip6.saddr, 16);
+		__builtin_memcpy(dst, &ip6.daddr, 16);
+		offset = sizeof(ip6);
+		pkt->header_bytes = offset;
+	} else {
+		return -1;
+	}
+
+	if (egress) {
+		__builtin_memcpy(pkt->peer, dst, 16);
+		__builtin_memcpy(pkt->local, src, 16);
+	} else {
+		__builtin_memcpy(pkt->peer, src, 16);
+		__builtin_memcpy(pkt->local, dst, 16);
+	}
+	if (parse_l4(skb, offset, pkt))
+		return -1;
+	if (!egress) {
+		__u16 port = pkt->peer_port;
+
+		pkt->peer_port = pkt->local_port;
+		pkt->local_port = port;
+	}
+	return 0;
+}
+
+static __always_inline bool same_peer(const struct bf_sock_owner *owner, const struct packet *pkt)
+{
+	const __u32 *peer = (const __u32 *)owner->peer;
+
+	return owner->peer_family == pkt->family && owner->peer_port == pkt->peer_port &&
+	       peer[0] == pkt->peer[0] && peer[1] == pkt->peer[1] && peer[2] == pkt->peer[2] &&
+	       peer[3] == pkt->peer[3];
+}
+
+static __always_inline void add_totals(const struct bf_total_key *key, bool egress, __u64 bytes,
+				       __u64 packets, bool new_flow)
+{
+	struct bf_total_value *total = bpf_map_lookup_elem(&totals, key);
+
+	if (!total) {
+		struct bf_total_value zero = {};
+
+		(void)bpf_map_update_elem(&totals, key, &zero, BPF_NOEXIST);
+		total = bpf_map_lookup_elem(&totals, key);
+	}
+	if (!total) {
+		bf_stat_add(BF_STAT_TOTALS_FULL, 1);
+		bf_stat_add(BF_STAT_OVERFLOW_BYTES, bytes);
+		bf_stat_add(BF_STAT_OVERFLOW_PACKETS, packets);
+		return;
+	}
+	/*
+	 * Atomic even though the value is per CPU: another task preempting this
+	 * one on the same CPU can run this program in the middle of the add.
+	 */
+	if (egress) {
+		__sync_fetch_and_add(&total->transmit_bytes, bytes);
+		__sync_fetch_and_add(&total->transmit_packets, packets);
+	} else {
+		__sync_fetch_and_add(&total->receive_bytes, bytes);
+		__sync_fetch_and_add(&total->receive_packets, packets);
+	}
+	if (new_flow)
+		__sync_fetch_and_add(&total->flows, 1);
+}
+
+static __always_inline void send_event(__u32 type, const struct bf_flow_key *key,
+				       const struct bf_flow_value *flow, __u64 bytes)
+{
+	struct bf_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+
+	if (!event) {
+		bf_stat_add(BF_STAT_EVENTS_LOST, 1);
+		return;
+	}
+	event->type = type;
+	event->ts_ns = bpf_ktime_get_ns();
+	event->key = *key;
+	event->flow = *flow;
+	event->packet_bytes = bytes;
+	bpf_ringbuf_submit(event, 0);
+}
+
+static __always_inline void init_flow(struct bf_flow_value *flow, const struct bf_sock_owner *owner,
+				      const struct packet *pkt, struct bf_geo_value geo, __u32 app)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	__builtin_memset(flow, 0, sizeof(*flow));
+	flow->start_ns = now;
+	flow->last_ns = now;
+	flow->app = app;
+	flow->country = geo.country;
+	flow->verdict = geo.verdict;
+	flow->source = geo.source;
+	__builtin_memcpy(flow->local, pkt->local, 16);
+	flow->local_port = pkt->local_port;
+	if (owner) {
+		flow->cgroup_id = owner->cgroup_id;
+		flow->tgid = owner->tgid;
+		flow->uid = owner->uid;
+		__builtin_memcpy(flow->comm, owner->comm, sizeof(flow->comm));
+	}
+}
+
+/*
+ * Counts a packet of a watched application in its flow, creating the flow on
+ * its first packet. Returns whether the flow is new, and updates *geo to the
+ * verdict the flow was tagged with, so a flow keeps one verdict for life.
+ */
+static __always_inline bool count_flow(const struct bf_flow_key *key, const struct bf_sock_owner *owner,
+				       const struct packet *pkt, struct bf_geo_value *geo, __u32 app,
+				       bool egress, __u64 bytes, __u64 packets)
+{
+	struct bf_flow_value *flow = bpf_map_lookup_elem(&flows, key);
+	bool created = false;
+
+	if (!flow) {
+		struct bf_flow_value fresh;
+		long err;
+
+		init_flow(&fresh, owner, pkt, *geo, app);
+		err = bpf_map_update_elem(&flows, key, &fresh, BPF_NOEXIST);
+		if (err && err != -17 /* EEXIST: another CPU created it */) {
+			bf_stat_add(BF_STAT_FLOWS_FULL, 1);
+			return true;
+		}
+		created = !err;
+		flow = bpf_map_lookup_elem(&flows, key);
+		if (!flow)
+			return created;
+		if (created)
+			send_event(BF_EVENT_FLOW_START, key, flow, 0);
+	}
+
+	geo->country = flow->country;
+	geo->verdict = flow->verdict;
+	geo->source = flow->source;
+	if (egress) {
+		__sync_fetch_and_add(&flow->transmit_bytes, bytes);
+		__sync_fetch_and_add(&flow->transmit_packets, packets);
+	} else {
+		__sync_fetch_and_add(&flow->receive_bytes, bytes);
+		__sync_fetch_and_add(&flow->receive_packets, packets);
+	}
+	flow->last_ns = bpf_ktime_get_ns();
+
+	if (egress && !(flow->flags & BF_FLOW_ALERTED) &&
+	    (flow->verdict == BF_VERDICT_FOREIGN || flow->verdict == BF_VERDICT_UNKNOWN)) {
+		/* Two CPUs may both send it; the daemon's repeat interval drops the second. */
+		flow->flags |= BF_FLOW_ALERTED;
+		send_event(BF_EVENT_OUT_OF_REGION, key, flow, bytes);
+	}
+	return created;
+}
+
+static __always_inline struct bf_sock_owner *find_owner(struct __sk_buff *skb, __u64 cookie)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct bf_sock_owner *owner;
+
+	if (!sk)
+		return NULL;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return NULL;
+	owner = bpf_sk_storage_get(&sk_owner, sk, NULL, 0);
+	if (owner && owner->cookie != cookie) {
+		/* Storage cloned from a listener by accept(): a new socket, a new flow. */
+		owner->cookie = cookie;
+		owner->flags = 0;
+		owner->peer_family = 0;
+	}
+	return owner;
+}
+
+static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
+{
+	struct bf_total_key total_key = {};
+	struct bf_flow_key key = {};
+	struct bf_sock_owner *owner;
+	struct bf_geo_value geo;
+	struct packet pkt = {};
+	__u64 cookie, bytes, segs;
+	bool new_flow = false;
+	__u32 app;
+
+	if (parse_packet(skb, egress, &pkt)) {
+		bf_stat_add(BF_STAT_UNPARSED_PACKETS, 1);
+		return 1;
+	}
+	segs = skb->gso_segs ? skb->gso_segs : 1;
+	bytes = skb->len + (segs - 1) * pkt.header_bytes;
+
+	cookie = bpf_get_socket_cookie(skb);
+	owner = find_owner(skb, cookie);
+	if (owner) {
+		app = owner->app;
+	} else {
+		__u32 *closed_app = bpf_map_lookup_elem(&closed, &cookie);
+
+		app = closed_app ? *closed_app : BF_APP_UNATTRIBUTED;
+	}
+
+	if (owner && same_peer(owner, &pkt)) {
+		geo = owner->peer_geo;
+	} else {
+		geo = bf_geo_lookup(pkt.family, pkt.peer);
+		if (owner && !owner->peer_family && pkt.proto == BF_PROTO_TCP) {
+			__builtin_memcpy(owner->peer, pkt.peer, 16);
+			owner->peer_port = pkt.peer_port;
+			owner->peer_geo = geo;
+			owner->peer_family = pkt.family;
+		}
+	}
+
+	if (app != BF_APP_OTHER && app != BF_APP_UNATTRIBUTED) {
+		key.cookie = cookie;
+		__builtin_memcpy(key.peer, pkt.peer, 16);
+		key.peer_port = pkt.peer_port;
+		key.family = pkt.family;
+		key.proto = pkt.proto;
+		new_flow = count_flow(&key, owner, &pkt, &geo, app, egress, bytes, segs);
+	} else if (owner && !(owner->flags & BF_SOCK_COUNTED)) {
+		owner->flags |= BF_SOCK_COUNTED;
+		new_flow = true;
+	}
+
+	total_key.app = app;
+	total_key.country = geo.country;
+	total_key.verdict = geo.verdict;
+	total_key.proto = pkt.proto;
+	add_totals(&total_key, egress, bytes, segs, new_flow);
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int bf_egress(struct __sk_buff *skb)
+{
+	return count_packet(skb, true);
+}
+
+SEC("cgroup_skb/ingress")
+int bf_ingress(struct __sk_buff *skb)
+{
+	return count_packet(skb, false);
+}

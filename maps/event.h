@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Ring buffer events from the BPF programs to the daemon. Events may be lost
+ * when the buffer is full (counted in BF_STAT_EVENTS_LOST); counters never are.
+ */
+#ifndef BORDERFLOW_MAPS_EVENT_H
+#define BORDERFLOW_MAPS_EVENT_H
+
+#include "flow.h"
+
+enum bf_event_type {
+	BF_EVENT_FLOW_START = 1,
+	BF_EVENT_FLOW_END = 2,
+	BF_EVENT_OUT_OF_REGION = 3, /* first egress packet of a flow to a foreign or unknown peer */
+};
+
+struct bf_event {
+	__u32 type; /* enum bf_event_type */
+	__u32 pad;
+	__u64 ts_ns; /* CLOCK_MONOTONIC */
+	struct bf_flow_key key;
+	struct bf_flow_value flow;
+	__u32 packet_bytes; /* BF_EVENT_OUT_OF_REGION: size of the packet that raised it */
+	__u32 pad2;
+};
+
+#endif

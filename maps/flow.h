@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Flow accounting: socket owners, per-flow counters of watched applications,
+ * and the per application x country x verdict totals that never lose a byte.
+ */
+#ifndef BORDERFLOW_MAPS_FLOW_H
+#define BORDERFLOW_MAPS_FLOW_H
+
+#include "common.h"
+#include "geo.h"
+
+/*
+ * Value of sk_owner, socket-local storage written in the caller's context
+ * at socket creation, connect and sendmsg. peer/peer_port/peer_family cache
+ * the connected peer so that sock_release can find the socket's flow.
+ */
+struct bf_sock_owner {
+	__u64 cookie;	 /* socket cookie; differs from the socket's when inherited by accept() */
+	__u64 cgroup_id;
+	__u32 tgid;
+	__u32 uid;
+	__u32 app;	 /* BF_APP_* or a watched application id */
+	__u8 flags;	 /* BF_SOCK_* */
+	__u8 peer_family; /* 0 until a connected peer is known, else 4 or 6 */
+	__u16 peer_port;  /* host order */
+	__u8 peer[16];	 /* IPv4 in the first 4 bytes */
+	struct bf_geo_value peer_geo; /* looked up once per connected peer */
+	__u32 pad;
+	char comm[16];
+};
+
+#define BF_SOCK_COUNTED	 1u /* the socket's first packet was counted as a flow in totals */
+#define BF_SOCK_RELEASED 2u /* the process closed the socket; its flow is ending */
+
+/*
+ * Key of flows. One socket is one flow per peer: a connected socket has one
+ * entry, an unconnected UDP socket one per peer it sent to or heard from.
+ * Addresses are in network order, IPv4 in the first 4 bytes and the rest 0;
+ * an IPv4-mapped IPv6 peer is stored as the IPv4 address it carries.
+ */
+struct bf_flow_key {
+	__u64 cookie;
+	__u8 peer[16];
+	__u16 peer_port; /* host order */
+	__u8 family;	 /* 4 or 6 */
+	__u8 proto;	 /* BF_PROTO_* */
+	__u32 pad;
+};
+
+/*
+ * Value of flows. The counters are updated with atomic adds from any CPU;
+ * transmit_bytes and receive_bytes count IP packets, headers included, as
+ * they are on the wire after segmentation offload.
+ */
+struct bf_flow_value {
+	__u64 transmit_bytes;
+	__u64 receive_bytes;
+	__u64 transmit_packets;
+	__u64 receive_packets;
+	__u64 start_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the first packet */
+	__u64 last_ns;	/* CLOCK_MONOTONIC of the latest packet */
+	__u64 end_ns;	/* CLOCK_MONOTONIC of sock_release, 0 while open */
+	__u64 cgroup_id;
+	__u32 tgid;
+	__u32 uid;
+	__u32 app;
+	__u16 country;
+	__u8 verdict;
+	__u8 source;
+	__u8 local[16];
+	__u16 local_port;
+	__u8 flags; /* BF_FLOW_* */
+	__u8 pad;
+	__u32 pad2;
+	char comm[16];
+};
+
+#define BF_FLOW_ALERTED 1u /* a first out-of-region byte event was sent */
+
+/* Key of totals: the aggregate that metrics and status report. */
+struct bf_total_key {
+	__u32 app;
+	__u16 country;
+	__u8 verdict;
+	__u8 proto;
+};
+
+/* Value of totals, one per CPU. Monotonic: nothing ever subtracts or deletes. */
+struct bf_total_value {
+	__u64 transmit_bytes;
+	__u64 receive_bytes;
+	__u64 transmit_packets;
+	__u64 receive_packets;
+	__u64 flows;
+};
+
+/* Indexes of stats, a per-CPU array of __u64 health counters. */
+enum bf_stat {
+	BF_STAT_EVENTS_LOST = 0,   /* ring buffer full: event dropped */
+	BF_STAT_FLOWS_FULL = 1,	   /* flows full: a watched flow counted in totals only */
+	BF_STAT_TOTALS_FULL = 2,   /* totals full: bytes counted in overflow_* below */
+	BF_STAT_OVERFLOW_BYTES = 3,
+	BF_STAT_OVERFLOW_PACKETS = 4,
+	BF_STAT_UNPARSED_PACKETS = 5, /* not IPv4/IPv6, or a header that could not be read */
+	BF_STAT_PROCS_FULL = 6,
+	BF_STAT_COUNT = 8,
+};
+
+#endif

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Geolocation tries: the daemon fills one LPM trie per address family with
+ * the country and verdict of every prefix of the loaded data, and the BPF
+ * programs look each new flow's peer up in them.
+ */
+#ifndef BORDERFLOW_MAPS_GEO_H
+#define BORDERFLOW_MAPS_GEO_H
+
+#include "common.h"
+
+/* Key of geo4: prefix length in bits, then the address in network order. */
+struct bf_geo4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+/* Key of geo6. */
+struct bf_geo6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* Value of both tries. source is an index into the daemon's source table. */
+struct bf_geo_value {
+	__u16 country;
+	__u8 verdict; /* enum bf_verdict */
+	__u8 source;
+};
+
+#endif

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Process identity: which executables, folders and process names belong to a
+ * watched application, and which running processes do.
+ */
+#ifndef BORDERFLOW_MAPS_PROC_H
+#define BORDERFLOW_MAPS_PROC_H
+
+#include "common.h"
+
+/*
+ * Key of app_inodes and app_dirs: an inode as the kernel names it. dev is
+ * the kernel's dev_t (major << 20 | minor), not the st_dev that stat(2)
+ * returns, so userspace converts with bf_kernel_dev().
+ */
+struct bf_inode_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 pad;
+};
+
+/* Key of app_comms: a process name as in /proc/PID/comm, NUL-padded. */
+struct bf_comm_key {
+	char comm[16];
+};
+
+/* Value of procs, keyed by tgid: the application a running process belongs to. */
+struct bf_proc_value {
+	__u32 app;
+	__u32 flags; /* BF_PROC_* */
+};
+
+#define BF_PROC_SEEDED	  1u /* written by the daemon from /proc, not at exec or fork */
+#define BF_PROC_INHERITED 2u /* inherited at fork from a watched parent */
+
+/* How many ancestor folders of an executable the exec program compares with app_dirs. */
+#define BF_MAX_DIR_DEPTH 24
+
+#ifndef __VMLINUX_H__
+#include <sys/sysmacros.h>
+static inline __u32 bf_kernel_dev(unsigned long long st_dev)
+{
+	return (__u32)((major(st_dev) << 20) | minor(st_dev));
+}
+#endif
+
+#endif

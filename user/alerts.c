@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <fcntl.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <json-c/json.h>
+
+#include "alerts.h"
+#include "lib/stack.h"
+#include "log.h"
+
+/* Bounds the repeat-suppression tree; past it the tree is cleared and repeats may alert again. */
+#define MAX_RECENT 65536
+
+struct recent_key {
+	uint8_t peer[16];
+	uint32_t app;
+	uint16_t port;
+	uint8_t family;
+	uint8_t proto;
+	uint64_t alerted_s;
+};
+
+static int compare_recent(const void *a, const void *b)
+{
+	return memcmp(a, b, offsetof(struct recent_key, alerted_s));
+}
+
+const char *bf_app_name(const struct bf_config *cfg, uint32_t app)
+{
+	if (app == BF_APP_OTHER)
+		return "other";
+	if (app == BF_APP_UNATTRIBUTED || app > cfg->napps)
+		return "unattributed";
+	return cfg->apps[app - 1].name;
+}
+
+void bf_format_addr(uint8_t family, const uint8_t addr[16], char *out, size_t size)
+{
+	if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, out, size))
+		snprintf(out, size, "?");
+}
+
+int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
+		   const struct bf_geo_table *table, struct bf_error *err)
+{
+	memset(alerts, 0, sizeof(*alerts));
+	alerts->cfg = cfg;
+	alerts->table = table;
+	alerts->fd = -1;
+	if (!cfg->alerts_file[0])
+		return 0;
+	alerts->fd = open(cfg->alerts_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (alerts->fd < 0)
+		return bf_error_set(err, -errno, "failed to open alerts file '%s': %s",
+				    cfg->alerts_file, strerror(errno));
+	return 0;
+}
+
+static void count_alert(struct bf_alerts *alerts, uint32_t app, uint16_t country, uint8_t rule)
+{
+	struct bf_alert_count *c;
+	size_t i;
+
+	for (i = 0; i < alerts->ncounts; i++) {
+		c = &alerts->counts[i];
+		if (c->app == app && c->country == country && c->rule == rule) {
+			c->count++;
+			return;
+		}
+	}
+	if (alerts->ncounts == alerts->capcounts) {
+		size_t cap = alerts->capcounts ? alerts->capcounts * 2 : 64;
+
+		c = realloc(alerts->counts, cap * sizeof(*c));
+		if (!c)
+			return;
+		alerts->counts = c;
+		alerts->capcounts = cap;
+	}
+	alerts->counts[alerts->ncounts++] =
+		(struct bf_alert_count){ .app = app, .country = country, .rule = rule, .count = 1 };
+}
+
+/* True when the destination alerted within the repeat interval; else records it now. */
+static bool recently_alerted(struct bf_alerts *alerts, const struct bf_event *event, uint64_t now_s)
+{
+	struct recent_key *key = calloc(1, sizeof(*key)), **found;
+
+	if (!key)
+		return false;
+	memcpy(key->peer, event->key.peer, 16);
+	key->app = event->flow.app;
+	key->port = event->key.peer_port;
+	key->family = event->key.family;
+	key->proto = event->key.proto;
+	key->alerted_s = now_s;
+
+	if (alerts->nrecent >= MAX_RECENT) {
+		tdestroy(alerts->recent, free);
+		alerts->recent = NULL;
+		alerts->nrecent = 0;
+	}
+	found = tsearch(key, &alerts->recent, compare_recent);
+	if (!found) {
+		free(key);
+		return false;
+	}
+	if (*found == key) {
+		alerts->nrecent++;
+		return false;
+	}
+	free(key);
+	if (now_s - (*found)->alerted_s < alerts->cfg->alerts_repeat_s)
+		return true;
+	(*found)->alerted_s = now_s;
+	return false;
+}
+
+static void format_timestamp(uint64_t event_ns, char *out, size_t size)
+{
+	struct timespec mono, real;
+	struct tm tm;
+	int64_t ns;
+	time_t secs;
+
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &real);
+	ns = (int64_t)real.tv_sec * 1000000000 + real.tv_nsec -
+	     ((int64_t)mono.tv_sec * 1000000000 + mono.tv_nsec - (int64_t)event_ns);
+	secs = ns / 1000000000;
+	gmtime_r(&secs, &tm);
+	char date[32];
+
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, size, "%s.%03dZ", date, (int)(ns % 1000000000 / 1000000));
+}
+
+static json_object *object_at(json_object *parent, const char *name)
+{
+	json_object *child = json_object_new_object();
+
+	json_object_object_add(parent, name, child);
+	return child;
+}
+
+static void add_string(json_object *obj, const char *name, const char *value)
+{
+	json_object_object_add(obj, name, json_object_new_string(value));
+}
+
+static void add_int(json_object *obj, const char *name, int64_t value)
+{
+	json_object_object_add(obj, name, json_object_new_int64(value));
+}
+
+struct alert_text {
+	char timestamp[64];
+	char peer[INET6_ADDRSTRLEN];
+	char local[INET6_ADDRSTRLEN];
+	char country[3];
+	char comm[17];
+	char exe[4096];
+	char source[4200];
+	char uid[16];
+	const char *app, *rule, *verdict, *transport;
+};
+
+static json_object *build_alert(const struct bf_event *event, const struct alert_text *t)
+{
+	json_object *root = json_object_new_object(), *obj, *sub;
+
+	add_string(root, "@timestamp", t->timestamp);
+	obj = object_at(root, "event");
+	add_string(obj, "kind", "alert");
+	add_string(obj, "category", "network");
+	add_string(obj, "action", "cross-border-transfer");
+	add_string(object_at(root, "rule"), "name", t->rule);
+	obj = object_at(root, "process");
+	add_int(obj, "pid", event->flow.tgid);
+	add_string(obj, "name", t->comm);
+	add_string(obj, "executable", t->exe);
+	add_string(object_at(root, "user"), "id", t->uid);
+	obj = object_at(root, "source");
+	add_string(obj, "ip", t->local);
+	add_int(obj, "port", event->flow.local_port);
+	obj = object_at(root, "destination");
+	add_string(obj, "ip", t->peer);
+	add_int(obj, "port", event->key.peer_port);
+	sub = object_at(obj, "geo");
+	add_string(sub, "country_iso_code", t->country);
+	obj = object_at(root, "network");
+	add_string(obj, "transport", t->transport);
+	add_string(obj, "type", event->key.family == 4 ? "ipv4" : "ipv6");
+	add_int(obj, "bytes", event->packet_bytes);
+	obj = object_at(root, "borderflow");
+	add_string(obj, "app", t->app);
+	add_string(obj, "verdict", t->verdict);
+	add_string(obj, "geo_source", t->source);
+	return root;
+}
+
+static void write_alert(struct bf_alerts *alerts, json_object *root)
+{
+	const char *line = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+	size_t len = strlen(line);
+	char *buf;
+
+	if (alerts->fd < 0)
+		return;
+	buf = malloc(len + 1);
+	if (!buf)
+		return;
+	memcpy(buf, line, len);
+	buf[len] = '\n';
+	/* One write(2) of the whole line, so O_APPEND keeps concurrent lines whole. */
+	if (write(alerts->fd, buf, len + 1) != (ssize_t)(len + 1)) {
+		if (!alerts->write_errors++)
+			log_err("failed to write to alerts file '%s': %s", alerts->cfg->alerts_file,
+				strerror(errno));
+	}
+	free(buf);
+}
+
+int bf_alerts_handle(struct bf_alerts *alerts, const struct bf_event *event, uint64_t now_s)
+{
+	const struct bf_flow_value *flow = &event->flow;
+	struct alert_text t = {};
+	char exe_link[64];
+	json_object *root;
+	ssize_t len;
+	bool unknown = flow->verdict == BF_VERDICT_UNKNOWN;
+
+	if (flow->verdict != BF_VERDICT_FOREIGN && !unknown)
+		return 0;
+	if (unknown && !alerts->cfg->unknown_alert)
+		return 0;
+	if (recently_alerted(alerts, event, now_s))
+		return 0;
+
+	format_timestamp(event->ts_ns, t.timestamp, sizeof(t.timestamp));
+	bf_format_addr(event->key.family, event->key.peer, t.peer, sizeof(t.peer));
+	bf_format_addr(event->key.family, flow->local, t.local, sizeof(t.local));
+	bf_country_format(flow->country, t.country);
+	memcpy(t.comm, flow->comm, sizeof(flow->comm));
+	snprintf(exe_link, sizeof(exe_link), "/proc/%u/exe", flow->tgid);
+	len = readlink(exe_link, t.exe, sizeof(t.exe) - 1);
+	t.exe[len > 0 ? len : 0] = '\0';
+	bf_geo_source_describe(alerts->table, flow->source, t.source, sizeof(t.source));
+	snprintf(t.uid, sizeof(t.uid), "%u", flow->uid);
+	t.app = bf_app_name(alerts->cfg, flow->app);
+	t.rule = unknown ? BF_RULE_UNKNOWN : BF_RULE_FOREIGN;
+	t.verdict = bf_verdict_name(flow->verdict);
+	t.transport = event->key.proto == BF_PROTO_TCP ? "tcp" : event->key.proto == BF_PROTO_UDP ? "udp" : "other";
+
+	root = build_alert(event, &t);
+	write_alert(alerts, root);
+	json_object_put(root);
+	count_alert(alerts, flow->app, flow->country, unknown);
+
+	log_warn("alert %s: app '%s' pid %u (%s) sent %u bytes over %s to %s port %u in %s (%s), "
+		 "geolocation source %s",
+		 t.rule, t.app, flow->tgid, t.comm, event->packet_bytes, t.transport, t.peer,
+		 event->key.peer_port, t.country, t.verdict, t.source);
+	return 1;
+}
+
+void bf_alerts_close(struct bf_alerts *alerts)
+{
+	if (alerts->fd >= 0)
+		close(alerts->fd);
+	alerts->fd = -1;
+	tdestroy(alerts->recent, free);
+	alerts->recent = NULL;
+	free(alerts->counts);
+	alerts->counts = NULL;
+}

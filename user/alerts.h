@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Alerts on bytes that leave the approved region: one JSON object per line
+ * with Elastic Common Schema field names, and a readable log line.
+ */
+#ifndef BORDERFLOW_ALERTS_H
+#define BORDERFLOW_ALERTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/config.h"
+#include "lib/error.h"
+#include "lib/geo.h"
+
+#include "../maps/event.h"
+
+#define BF_RULE_FOREIGN "foreign-destination"
+#define BF_RULE_UNKNOWN "unknown-destination"
+
+/* Alerts raised per application, country and rule, for status and metrics. */
+struct bf_alert_count {
+	uint32_t app;
+	uint16_t country;
+	uint8_t rule; /* 0 foreign, 1 unknown */
+	uint64_t count;
+};
+
+struct bf_alerts {
+	const struct bf_config *cfg;
+	const struct bf_geo_table *table;
+	int fd; /* alerts file, -1 when disabled */
+	void *recent; /* tsearch(3) tree of destinations alerted within the repeat interval */
+	size_t nrecent;
+	struct bf_alert_count *counts;
+	size_t ncounts, capcounts;
+	uint64_t write_errors;
+};
+
+int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
+		   const struct bf_geo_table *table, struct bf_error *err);
+
+/*
+ * Raises an alert for an out-of-region event unless the same application
+ * sent to the same address, port and transport within the repeat interval,
+ * or the verdict is unknown and the policy ignores unknown destinations.
+ * now_s is CLOCK_MONOTONIC in seconds. Returns 1 when an alert was raised.
+ */
+int bf_alerts_handle(struct bf_alerts *alerts, const struct bf_event *event, uint64_t now_s);
+
+void bf_alerts_close(struct bf_alerts *alerts);
+
+/* Name of a watched application id, or "other" / "unattributed". */
+const char *bf_app_name(const struct bf_config *cfg, uint32_t app);
+
+/* Formats an address of a flow key (family 4 or 6) as text. */
+void bf_format_addr(uint8_t family, const uint8_t addr[16], char *out, size_t size);
+
+#endif

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef BORDERFLOW_DAEMON_H
+#define BORDERFLOW_DAEMON_H
+
+#include <stdint.h>
+
+#include "alerts.h"
+#include "control.h"
+#include "lib/config.h"
+#include "lib/geo.h"
+#include "monitor.h"
+
+struct ring_buffer;
+
+struct bf_daemon {
+	struct bf_config cfg;
+	struct bf_geo_table table;
+	struct bf_monitor mon;
+	struct bf_alerts alerts;
+	struct bf_control control;
+	struct ring_buffer *events;
+	int epoll_fd, signal_fd, timer_fd;
+	uint64_t flows_started, flows_ended, flows_expired;
+};
+
+/* Runs the event loop until SIGTERM or SIGINT. Returns 0 or a negative errno. */
+int bf_daemon_run(struct bf_daemon *d);
+
+/*
+ * Removes flows that ended (sock_release) or went idle long enough ago,
+ * reading each one's final counters in the same step as deleting it.
+ */
+void bf_daemon_expire_flows(struct bf_daemon *d, uint64_t now_ns);
+
+#endif

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The INI configuration of borderflowd and borderflow, parsed with inih.
+ * Unknown sections and keys are errors so that a typo never silently turns a
+ * setting off.
+ */
+#ifndef BORDERFLOW_CONFIG_H
+#define BORDERFLOW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "../../maps/common.h"
+
+#define BF_CONFIG_DEFAULT_PATH "/etc/borderflow/borderflow.conf"
+#define BF_CONFIG_MAX_FILES    16 /* per list key: [geo] data, [geo] override */
+#define BF_CONFIG_MAX_MATCHERS 16 /* per list key of an [app NAME] section */
+#define BF_CONFIG_MAX_APPROVED 256
+
+/* One [app NAME] section. */
+struct bf_app_config {
+	char name[64]; /* [a-z0-9_-], at most 63 characters */
+	/*
+	 * "path =": absolute paths; one ending in '/' watches every executable
+	 * under that folder, any other names one executable file.
+	 */
+	char *paths[BF_CONFIG_MAX_MATCHERS];
+	size_t npaths;
+	/* "comm =": process names, matched exactly against the first 15 characters. */
+	char comms[BF_CONFIG_MAX_MATCHERS][16];
+	size_t ncomms;
+};
+
+struct bf_config {
+	char path[4096]; /* the file read, "" for built-in defaults */
+
+	/* [policy] */
+	uint16_t approved[BF_CONFIG_MAX_APPROVED]; /* BF_CC() codes; default MO HK */
+	size_t napproved;
+	bool unknown_alert; /* unknown = alert (default) | ignore */
+
+	/* [geo] */
+	char *geo_data[BF_CONFIG_MAX_FILES]; /* default /usr/share/borderflow/geoip and geoip6 */
+	size_t ngeo_data;
+	char *geo_override[BF_CONFIG_MAX_FILES];
+	size_t ngeo_override;
+
+	/* [app NAME] sections, in file order; application id = index + 1 */
+	struct bf_app_config apps[BF_MAX_APPS];
+	size_t napps;
+
+	/* [alerts] */
+	char alerts_file[4096];	 /* default /var/log/borderflow/alerts.jsonl; "" disables */
+	uint64_t alerts_repeat_s; /* repeat = 10m; one alert per destination per interval */
+
+	/* [metrics] */
+	char metrics_listen[128]; /* host:port, default 127.0.0.1:9782 */
+
+	/* [history] */
+	char history_dir[4096];	      /* default /var/lib/borderflow/history */
+	uint64_t history_retention_s; /* retention = 30d */
+
+	/* [daemon] */
+	char control_socket[4096]; /* socket = /run/borderflow/borderflowd.sock */
+	char pin_dir[4096];	   /* pin = /sys/fs/bpf/borderflow */
+};
+
+/* Fills cfg with the built-in defaults: the DingTalk application, MO HK approved. */
+void bf_config_defaults(struct bf_config *cfg);
+
+/*
+ * Resets cfg to the defaults, then reads path over them. A section that the
+ * file names replaces the defaults of that section; the default [app
+ * dingtalk] stays only when the file has no [app ...] section.
+ *
+ * Returns 0, or a negative errno with err naming the file, the line and the
+ * invalid value, and what is accepted there. On error cfg holds the
+ * defaults and nothing allocated.
+ */
+int bf_config_load(struct bf_config *cfg, const char *path, struct bf_error *err);
+
+void bf_config_free(struct bf_config *cfg);
+
+/*
+ * Parses a duration: a whole number followed by s, m, h or d ("10m", "30d").
+ * Returns 0 or -EINVAL.
+ */
+int bf_parse_duration(const char *text, uint64_t *seconds);
+
+/* Verdict of a country under the [policy] of cfg; local is true for a fixed local range. */
+enum bf_verdict bf_config_verdict(const struct bf_config *cfg, uint16_t country, bool local);
+
+/* "local", "approved", "foreign", "unknown". */
+const char *bf_verdict_name(enum bf_verdict verdict);
+
+#endif

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "borderflow.skel.h"
+#include "daemon.h"
+#include "log.h"
+#include "status.h"
+
+#define TICK_S 1
+#define EXPIRE_EVERY_S 5
+
+/*
+ * Flow expiry. A flow entry of a connected socket ends at sock_release but
+ * stays for ENDED_LINGER_NS, because the FIN exchange and TIME_WAIT still
+ * send packets that would otherwise create a new entry. Unconnected UDP
+ * flows never see a release for their peer, so they end when idle for
+ * UDP_IDLE_NS. TCP flows idle for TCP_IDLE_NS are taken as gone: keepalive
+ * of live connections is far more frequent in practice.
+ */
+#define ENDED_LINGER_NS (120ull * 1000000000)
+#define UDP_IDLE_NS	(180ull * 1000000000)
+#define TCP_IDLE_NS	(6ull * 3600 * 1000000000)
+#define EXPIRE_BATCH	4096
+
+enum { SOURCE_EVENTS = 1, SOURCE_SIGNAL, SOURCE_TIMER, SOURCE_CONTROL };
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int handle_event(void *ctx, void *data, size_t size)
+{
+	struct bf_daemon *d = ctx;
+	const struct bf_event *event = data;
+
+	if (size < sizeof(*event))
+		return 0;
+	switch (event->type) {
+	case BF_EVENT_FLOW_START:
+		d->flows_started++;
+		break;
+	case BF_EVENT_FLOW_END:
+		d->flows_ended++;
+		break;
+	case BF_EVENT_OUT_OF_REGION:
+		(void)bf_alerts_handle(&d->alerts, event, monotonic_ns() / 1000000000);
+		break;
+	}
+	return 0;
+}
+
+static bool flow_expired(const struct bf_flow_key *key, const struct bf_flow_value *flow,
+			 uint64_t now_ns)
+{
+	uint64_t idle = now_ns > flow->last_ns ? now_ns - flow->last_ns : 0;
+
+	if (flow->end_ns)
+		return now_ns - flow->end_ns > ENDED_LINGER_NS && idle > ENDED_LINGER_NS;
+	return idle > (key->proto == BF_PROTO_TCP ? TCP_IDLE_NS : UDP_IDLE_NS);
+}
+
+void bf_daemon_expire_flows(struct bf_daemon *d, uint64_t now_ns)
+{
+	int fd = bpf_map__fd(d->mon.skel->maps.flows);
+	struct bf_flow_key *expired = calloc(EXPIRE_BATCH, sizeof(*expired));
+	struct bf_flow_key key, next, *prev = NULL;
+	struct bf_flow_value flow;
+	size_t n = 0, i;
+
+	if (!expired)
+		return;
+	while (n < EXPIRE_BATCH && !bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (!bpf_map_lookup_elem(fd, &key, &flow) && flow_expired(&key, &flow, now_ns))
+			expired[n++] = key;
+	}
+	/*
+	 * Deleted one by one with lookup-and-delete: a packet that lands between
+	 * the scan above and the delete is in the value returned here, so the
+	 * final counters are exact.
+	 */
+	for (i = 0; i < n; i++)
+		if (!bpf_map_lookup_and_delete_elem(fd, &expired[i], &flow))
+			d->flows_expired++;
+	free(expired);
+}
+
+static char *answer_request(const char *request, void *ctx)
+{
+	struct bf_daemon *d = ctx;
+	json_object *status;
+	char *text;
+
+	if (strcmp(request, "status")) {
+		if (asprintf(&text, "{\"error\":\"unknown request '%.64s'\"}\n", request) < 0)
+			return NULL;
+		return text;
+	}
+	status = bf_status_build(&d->mon, &d->cfg, &d->table, &d->alerts);
+	if (!status) {
+		log_err("failed to read status from the kernel maps: %s", strerror(errno));
+		return NULL;
+	}
+	json_object_object_add(status, "flows_started", json_object_new_uint64(d->flows_started));
+	json_object_object_add(status, "flows_ended", json_object_new_uint64(d->flows_ended));
+	json_object_object_add(status, "flows_expired", json_object_new_uint64(d->flows_expired));
+	if (asprintf(&text, "%s\n", json_object_to_json_string_ext(status, JSON_C_TO_STRING_PLAIN)) <
+	    0)
+		text = NULL;
+	json_object_put(status);
+	return text;
+}
+
+static int add_source(int epoll_fd, int fd, uint64_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
+
+	return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+static int setup_loop(struct bf_daemon *d)
+{
+	struct itimerspec tick = { .it_interval = { TICK_S, 0 }, .it_value = { TICK_S, 0 } };
+	sigset_t mask;
+	int ret;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL))
+		return -errno;
+	d->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	d->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	d->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->signal_fd < 0 || d->timer_fd < 0 || d->epoll_fd < 0)
+		return -errno;
+	if (timerfd_settime(d->timer_fd, 0, &tick, NULL))
+		return -errno;
+
+	d->events = ring_buffer__new(bpf_map__fd(d->mon.skel->maps.events), handle_event, d, NULL);
+	if (!d->events)
+		return -errno;
+	ret = add_source(d->epoll_fd, ring_buffer__epoll_fd(d->events), SOURCE_EVENTS);
+	if (!ret)
+		ret = add_source(d->epoll_fd, d->signal_fd, SOURCE_SIGNAL);
+	if (!ret)
+		ret = add_source(d->epoll_fd, d->timer_fd, SOURCE_TIMER);
+	if (!ret)
+		ret = add_source(d->epoll_fd, d->control.fd, SOURCE_CONTROL);
+	return ret;
+}
+
+/* Returns true when the daemon should stop. */
+static bool handle_signal(struct bf_daemon *d)
+{
+	struct signalfd_siginfo info;
+
+	while (read(d->signal_fd, &info, sizeof(info)) == sizeof(info)) {
+		if (info.ssi_signo == SIGHUP) {
+			log_notice("SIGHUP received; reloading is not supported yet, ignoring");
+			continue;
+		}
+		log_notice("signal %s received, stopping", strsignal(info.ssi_signo));
+		return true;
+	}
+	return false;
+}
+
+int bf_daemon_run(struct bf_daemon *d)
+{
+	uint64_t ticks = 0, expirations;
+	struct epoll_event evs[8];
+	int ret, n, i;
+
+	ret = setup_loop(d);
+	if (ret) {
+		log_err("failed to set up the event loop: %s", strerror(-ret));
+		return ret;
+	}
+	for (;;) {
+		n = epoll_wait(d->epoll_fd, evs, sizeof(evs) / sizeof(evs[0]), -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			log_err("epoll_wait failed: %s", strerror(errno));
+			return ret;
+		}
+		for (i = 0; i < n; i++) {
+			switch (evs[i].data.u64) {
+			case SOURCE_EVENTS:
+				ret = ring_buffer__consume(d->events);
+				if (ret < 0)
+					log_err("failed to read events: %s", strerror(-ret));
+				break;
+			case SOURCE_SIGNAL:
+				if (handle_signal(d))
+					return 0;
+				break;
+			case SOURCE_TIMER:
+				if (read(d->timer_fd, &expirations, sizeof(expirations)) > 0 &&
+				    ++ticks % EXPIRE_EVERY_S == 0)
+					bf_daemon_expire_flows(d, monotonic_ns());
+				break;
+			case SOURCE_CONTROL:
+				bf_control_serve(&d->control, answer_request, d);
+				break;
+			}
+		}
+	}
+}

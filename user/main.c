@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * borderflowd: loads the programs, fills the geolocation tries and the
+ * application matchers, attaches, and runs one event loop. Everything that
+ * can be wrong in the configuration or the data is checked before anything
+ * is attached, so a bad input never leaves a half-loaded policy in force.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "daemon.h"
+#include "lib/stack.h"
+#include "log.h"
+
+#ifndef BF_VERSION
+#define BF_VERSION "0.1"
+#endif
+
+struct options {
+	const char *config;
+	const char *cgroup;
+	const char *socket;
+	int verbosity;
+	bool syslog;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: borderflowd [OPTION]...\n"
+		"Monitor the outbound flows of watched applications and alert when bytes leave\n"
+		"the approved region.\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default " BF_CONFIG_DEFAULT_PATH ")\n"
+		"  -g, --cgroup PATH   attach to this cgroup v2 folder instead of the root of the\n"
+		"                      hierarchy, so only its processes are counted\n"
+		"  -s, --socket PATH   control socket, overriding [daemon] socket\n"
+		"  -v, --verbose       log more; twice for debug output and the verifier log\n"
+		"      --syslog        log to syslog instead of stderr\n"
+		"  -h, --help          show this help\n"
+		"  -V, --version       show the version\n"
+		"\n"
+		"Examples:\n"
+		"  borderflowd --config /etc/borderflow/borderflow.conf\n"
+		"  borderflowd -c test.conf --cgroup /sys/fs/cgroup/unified/lab -v\n");
+}
+
+static int parse_options(int argc, char **argv, struct options *opts)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "cgroup", required_argument, NULL, 'g' },
+		{ "socket", required_argument, NULL, 's' }, { "verbose", no_argument, NULL, 'v' },
+		{ "syslog", no_argument, NULL, 'S' },	    { "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },	    {}
+	};
+	int c;
+
+	opts->config = BF_CONFIG_DEFAULT_PATH;
+	while ((c = getopt_long(argc, argv, "c:g:s:vhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			opts->config = optarg;
+			break;
+		case 'g':
+			opts->cgroup = optarg;
+			break;
+		case 's':
+			opts->socket = optarg;
+			break;
+		case 'v':
+			opts->verbosity++;
+			break;
+		case 'S':
+			opts->syslog = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("borderflowd %s\n", BF_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "borderflowd: unexpected argument '%s'; see --help\n", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Reads the config and every geolocation file; touches nothing in the kernel. */
+static int load_inputs(struct bf_daemon *d, const struct options *opts, struct bf_error *err)
+{
+	int ret;
+
+	ret = bf_config_load(&d->cfg, opts->config, err);
+	if (ret)
+		return ret;
+	if (opts->socket) {
+		if (strlen(opts->socket) >= sizeof(d->cfg.control_socket))
+			return bf_error_set(err, -ENAMETOOLONG, "--socket path too long: '%s'",
+					    opts->socket);
+		strcpy(d->cfg.control_socket, opts->socket);
+	}
+
+	bf_geo_table_init(&d->table);
+	return bf_geo_load_stack(&d->table, &d->cfg, err);
+}
+
+static int start(struct bf_daemon *d, const struct options *opts, struct bf_error *err)
+{
+	int ret;
+
+	ret = bf_monitor_load(&d->mon, &d->table, err);
+	if (!ret)
+		ret = bf_monitor_fill_geo(&d->mon, &d->table, &d->cfg, err);
+	if (!ret)
+		ret = bf_monitor_fill_apps(&d->mon, &d->cfg, err);
+	if (!ret)
+		ret = bf_alerts_open(&d->alerts, &d->cfg, &d->table, err);
+	if (!ret)
+		ret = bf_control_open(&d->control, d->cfg.control_socket, err);
+	if (ret)
+		return ret;
+
+	/* Tracepoints first, so no exec or fork falls between seeding and attaching. */
+	ret = bf_monitor_attach_tracepoints(&d->mon, err);
+	if (ret)
+		return ret;
+	ret = bf_monitor_seed_procs(&d->mon, &d->cfg);
+	if (ret < 0)
+		return bf_error_set(err, ret, "failed to seed running processes: %s", strerror(-ret));
+	log_info("%d running processes of watched applications found", ret);
+	return bf_monitor_attach_cgroup(&d->mon, opts->cgroup, err);
+}
+
+int main(int argc, char **argv)
+{
+	struct bf_daemon d = { .epoll_fd = -1, .signal_fd = -1, .timer_fd = -1 };
+	struct bf_error err = {};
+	struct options opts = {};
+	struct timespec t0, t1;
+	int ret;
+
+	d.mon.cgroup_fd = -1;
+	d.control.fd = -1;
+	d.alerts.fd = -1;
+	if (parse_options(argc, argv, &opts))
+		return 2;
+	bf_log_init(opts.verbosity >= 2 ? LOG_DEBUG : opts.verbosity ? LOG_INFO : LOG_NOTICE,
+		    opts.syslog);
+	bf_log_route_libbpf();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+
+	ret = load_inputs(&d, &opts, &err);
+	if (ret) {
+		log_err("%s", err.msg);
+		goto out;
+	}
+	ret = start(&d, &opts, &err);
+	if (ret) {
+		log_err("%s", err.msg);
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_notice("started in %.3f s: %zu applications watched, %zu IPv4 and %zu IPv6 prefixes "
+		   "loaded, attached to cgroup '%s', control socket '%s'",
+		   (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, d.cfg.napps,
+		   d.mon.prefixes4, d.mon.prefixes6, d.mon.cgroup_path, d.cfg.control_socket);
+
+	ret = bf_daemon_run(&d);
+out:
+	if (d.events)
+		ring_buffer__free(d.events);
+	bf_control_close(&d.control);
+	if (d.mon.skel)
+		bf_monitor_destroy(&d.mon);
+	bf_alerts_close(&d.alerts);
+	bf_geo_table_free(&d.table);
+	bf_config_free(&d.cfg);
+	if (d.epoll_fd >= 0)
+		close(d.epoll_fd);
+	if (d.signal_fd >= 0)
+		close(d.signal_fd);
+	if (d.timer_fd >= 0)
+		close(d.timer_fd);
+	if (!ret)
+		log_notice("stopped; programs detached");
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The kernel side as the daemon sees it: the skeleton's lifecycle in
+ * visible steps (open and size, load, fill, attach) and its teardown.
+ */
+#ifndef BORDERFLOW_MONITOR_H
+#define BORDERFLOW_MONITOR_H
+
+#include <stddef.h>
+
+#include "lib/config.h"
+#include "lib/error.h"
+#include "lib/geo.h"
+
+#define BF_MAX_LINKS 16
+
+struct borderflow_bpf;
+struct bpf_link;
+
+struct bf_monitor {
+	struct borderflow_bpf *skel;
+	struct bpf_link *links[BF_MAX_LINKS];
+	size_t nlinks;
+	int cgroup_fd;
+	char cgroup_path[4096];
+	size_t prefixes4; /* prefixes written to the geolocation tries */
+	size_t prefixes6;
+};
+
+/* Opens the skeleton, sizes the tries for table and loads the programs into the kernel. */
+int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table, struct bf_error *err);
+
+/* Writes every prefix of table, with its verdict under cfg, into the tries. */
+int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table,
+			const struct bf_config *cfg, struct bf_error *err);
+
+/* Writes the executables, folders and process names of the watched applications. */
+int bf_monitor_fill_apps(struct bf_monitor *mon, const struct bf_config *cfg, struct bf_error *err);
+
+/* Attaches the exec, fork and exit tracepoints. */
+int bf_monitor_attach_tracepoints(struct bf_monitor *mon, struct bf_error *err);
+
+/*
+ * Attaches the socket and packet programs to cgroup_path, or to the root of
+ * the cgroup v2 hierarchy when it is NULL.
+ */
+int bf_monitor_attach_cgroup(struct bf_monitor *mon, const char *cgroup_path, struct bf_error *err);
+
+/* Detaches everything and frees the kernel objects. Safe on a partly set up monitor. */
+void bf_monitor_destroy(struct bf_monitor *mon);
+
+/* Finds the mount point of the cgroup v2 hierarchy in /proc/self/mountinfo. */
+int bf_find_cgroup2_root(char *path, size_t size, struct bf_error *err);
+
+/* Seeds procs with the processes of watched applications that already run. Returns how many. */
+int bf_monitor_seed_procs(struct bf_monitor *mon, const struct bf_config *cfg);
+
+#endif
