@@ -31,7 +31,7 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wformat=2 -Wshadow -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
 	-I$(OUTPUT) -I. $(shell $(PKG_CONFIG) --cflags $(LIBS_PC))
-LDLIBS += $(shell $(PKG_CONFIG) --libs $(LIBS_PC)) -lelf -lz
+LDLIBS += $(shell $(PKG_CONFIG) --libs $(LIBS_PC)) -lelf -lz -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(OUTPUT) -I. -mcpu=v3
 
@@ -123,7 +123,7 @@ $(OUTPUT)/borderflow: $(TOOL_OBJS) $(LIB)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(OUTPUT)/tests/test_%: tests/unit/test_%.c $(LIB) $(LIB_H) $(MAPS_H)
+$(OUTPUT)/tests/test_%: tests/unit/test_%.c $(LIB) $(LIB_H) $(MAPS_H) $(SKEL)
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags cmocka) -o $@ $< $(LIB) \

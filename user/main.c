@@ -118,13 +118,31 @@ static int load_inputs(struct bf_daemon *d, const struct options *opts, struct b
 	return bf_geo_load_stack(&d->table, &d->cfg, err);
 }
 
+static double elapsed_s(struct timespec *since)
+{
+	struct timespec now;
+	double s;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	s = (now.tv_sec - since->tv_sec) + (now.tv_nsec - since->tv_nsec) / 1e9;
+	*since = now;
+	return s;
+}
+
 static int start(struct bf_daemon *d, const struct options *opts, struct bf_error *err)
 {
+	struct timespec step;
 	int ret;
 
+	clock_gettime(CLOCK_MONOTONIC, &step);
 	ret = bf_monitor_load(&d->mon, &d->table, err);
-	if (!ret)
-		ret = bf_monitor_fill_geo(&d->mon, &d->table, &d->cfg, err);
+	if (ret)
+		return ret;
+	log_info("BPF programs loaded in %.3f s", elapsed_s(&step));
+	ret = bf_monitor_fill_geo(&d->mon, &d->table, &d->cfg, err);
+	if (ret)
+		return ret;
+	log_info("geolocation tries filled in %.3f s", elapsed_s(&step));
 	if (!ret)
 		ret = bf_monitor_fill_apps(&d->mon, &d->cfg, err);
 	if (!ret)
@@ -168,6 +186,9 @@ int main(int argc, char **argv)
 		log_err("%s", err.msg);
 		goto out;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("configuration and geolocation data read in %.3f s",
+		 (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	ret = start(&d, &opts, &err);
 	if (ret) {
 		log_err("%s", err.msg);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,140 +62,166 @@ static enum bf_verdict range_verdict(const struct bf_geo_table *table, const str
 }
 
 /*
- * Prefixes are collected in arrays and written with one batch call per
- * family. BPF_MAP_UPDATE_BATCH is tried first; kernels whose LPM tries lack
- * batch operations get one update per prefix.
+ * Prefixes are collected in chunks of CHUNK_PREFIXES and each chunk is
+ * written with one BPF_MAP_UPDATE_BATCH call; kernels whose LPM tries lack
+ * batch operations get one update per prefix. Chunks bound the memory the
+ * daemon needs at start to a few MB whatever the size of the data.
  */
-struct prefix_batch {
+#define CHUNK_PREFIXES 65536
+
+struct prefix_writer {
+	int map_fd;
+	size_t key_size;
 	void *keys;
 	struct bf_geo_value *values;
-	size_t count, capacity, key_size;
+	size_t count;  /* prefixes in the current chunk */
+	size_t written; /* prefixes written to the map so far */
 	struct bf_geo_value current;
 };
 
-static int batch_reserve(struct prefix_batch *batch)
+static int writer_init(struct prefix_writer *w, int map_fd, size_t key_size)
 {
-	size_t capacity;
-	void *keys, *values;
-
-	if (batch->count < batch->capacity)
-		return 0;
-	capacity = batch->capacity ? batch->capacity * 2 : 65536;
-	keys = realloc(batch->keys, capacity * batch->key_size);
-	if (!keys)
-		return -ENOMEM;
-	batch->keys = keys;
-	values = realloc(batch->values, capacity * sizeof(*batch->values));
-	if (!values)
-		return -ENOMEM;
-	batch->values = values;
-	batch->capacity = capacity;
-	return 0;
+	memset(w, 0, sizeof(*w));
+	w->map_fd = map_fd;
+	w->key_size = key_size;
+	w->keys = calloc(CHUNK_PREFIXES, key_size);
+	w->values = calloc(CHUNK_PREFIXES, sizeof(*w->values));
+	return w->keys && w->values ? 0 : -ENOMEM;
 }
 
-static int add_prefix4(uint32_t addr, unsigned int prefixlen, void *ctx)
+static void writer_free(struct prefix_writer *w)
 {
-	struct prefix_batch *batch = ctx;
-	struct bf_geo4_key *key;
-	uint32_t be = htonl(addr);
-	int ret = batch_reserve(batch);
-
-	if (ret)
-		return ret;
-	key = (struct bf_geo4_key *)batch->keys + batch->count;
-	key->prefixlen = prefixlen;
-	memcpy(key->addr, &be, 4);
-	batch->values[batch->count++] = batch->current;
-	return 0;
+	free(w->keys);
+	free(w->values);
 }
 
-static int add_prefix6(const uint8_t addr[16], unsigned int prefixlen, void *ctx)
-{
-	struct prefix_batch *batch = ctx;
-	struct bf_geo6_key *key;
-	int ret = batch_reserve(batch);
-
-	if (ret)
-		return ret;
-	key = (struct bf_geo6_key *)batch->keys + batch->count;
-	key->prefixlen = prefixlen;
-	memcpy(key->addr, addr, 16);
-	batch->values[batch->count++] = batch->current;
-	return 0;
-}
-
-static int write_batch(int map_fd, struct prefix_batch *batch)
+static int writer_flush(struct prefix_writer *w)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
-	__u32 count = batch->count;
+	__u32 count = w->count;
 	size_t i;
 	int ret;
 
 	if (!count)
 		return 0;
-	ret = bpf_map_update_batch(map_fd, batch->keys, batch->values, &count, &opts);
-	if (!ret)
-		return 0;
-	if (ret != -EINVAL && ret != -524 /* ENOTSUPP */ && ret != -EOPNOTSUPP)
-		return ret;
-	for (i = 0; i < batch->count; i++) {
-		ret = bpf_map_update_elem(map_fd, (char *)batch->keys + i * batch->key_size,
-					  &batch->values[i], BPF_ANY);
-		if (ret)
-			return ret;
+	ret = bpf_map_update_batch(w->map_fd, w->keys, w->values, &count, &opts);
+	if (ret == -EINVAL || ret == -524 /* ENOTSUPP */ || ret == -EOPNOTSUPP) {
+		for (i = 0, ret = 0; i < w->count && !ret; i++)
+			ret = bpf_map_update_elem(w->map_fd, (char *)w->keys + i * w->key_size,
+						  &w->values[i], BPF_ANY);
 	}
+	if (ret)
+		return ret;
+	w->written += w->count;
+	w->count = 0;
 	return 0;
 }
 
+static int add_prefix4(uint32_t addr, unsigned int prefixlen, void *ctx)
+{
+	struct prefix_writer *w = ctx;
+	struct bf_geo4_key *key = (struct bf_geo4_key *)w->keys + w->count;
+	uint32_t be = htonl(addr);
+
+	key->prefixlen = prefixlen;
+	memcpy(key->addr, &be, 4);
+	w->values[w->count++] = w->current;
+	return w->count == CHUNK_PREFIXES ? writer_flush(w) : 0;
+}
+
+static int add_prefix6(const uint8_t addr[16], unsigned int prefixlen, void *ctx)
+{
+	struct prefix_writer *w = ctx;
+	struct bf_geo6_key *key = (struct bf_geo6_key *)w->keys + w->count;
+
+	key->prefixlen = prefixlen;
+	memcpy(key->addr, addr, 16);
+	w->values[w->count++] = w->current;
+	return w->count == CHUNK_PREFIXES ? writer_flush(w) : 0;
+}
+
+struct fill_job {
+	struct bf_monitor *mon;
+	const struct bf_geo_table *table;
+	const struct bf_config *cfg;
+	struct prefix_writer writer;
+	int ret;
+};
+
+static void *fill_geo4(void *arg)
+{
+	struct fill_job *job = arg;
+	const struct bf_geo_table *table = job->table;
+	size_t i;
+
+	job->ret = writer_init(&job->writer, bpf_map__fd(job->mon->skel->maps.geo4),
+			       sizeof(struct bf_geo4_key));
+	for (i = 0; i < table->n4 && !job->ret; i++) {
+		const struct bf_range4 *r = &table->v4[i];
+
+		job->writer.current.country = r->country;
+		job->writer.current.source = r->source;
+		job->writer.current.verdict = range_verdict(table, job->cfg, r->country, r->source);
+		job->ret = bf_range4_to_prefixes(r->first, r->last, add_prefix4, &job->writer);
+	}
+	if (!job->ret)
+		job->ret = writer_flush(&job->writer);
+	writer_free(&job->writer);
+	return NULL;
+}
+
+static void *fill_geo6(void *arg)
+{
+	struct fill_job *job = arg;
+	const struct bf_geo_table *table = job->table;
+	size_t i;
+
+	job->ret = writer_init(&job->writer, bpf_map__fd(job->mon->skel->maps.geo6),
+			       sizeof(struct bf_geo6_key));
+	for (i = 0; i < table->n6 && !job->ret; i++) {
+		const struct bf_range6 *r = &table->v6[i];
+
+		job->writer.current.country = r->country;
+		job->writer.current.source = r->source;
+		job->writer.current.verdict = range_verdict(table, job->cfg, r->country, r->source);
+		job->ret = bf_range6_to_prefixes(r->first, r->last, add_prefix6, &job->writer);
+	}
+	if (!job->ret)
+		job->ret = writer_flush(&job->writer);
+	writer_free(&job->writer);
+	return NULL;
+}
+
+/*
+ * The two tries are separate maps, each with its own lock in the kernel,
+ * so IPv6 fills on a second thread while IPv4 fills on this one. Inserting
+ * into an LPM trie costs about a microsecond per prefix, which makes this
+ * the longest step of the start with the full default data.
+ */
 int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table,
 			const struct bf_config *cfg, struct bf_error *err)
 {
-	struct prefix_batch b4 = { .key_size = sizeof(struct bf_geo4_key) };
-	struct prefix_batch b6 = { .key_size = sizeof(struct bf_geo6_key) };
-	size_t i;
-	int ret = 0;
+	struct fill_job job4 = { .mon = mon, .table = table, .cfg = cfg };
+	struct fill_job job6 = job4;
+	pthread_t thread;
+	bool threaded;
 
-	for (i = 0; i < table->n4 && !ret; i++) {
-		const struct bf_range4 *r = &table->v4[i];
+	threaded = !pthread_create(&thread, NULL, fill_geo6, &job6);
+	(void)fill_geo4(&job4);
+	if (threaded)
+		pthread_join(thread, NULL);
+	else
+		(void)fill_geo6(&job6);
 
-		b4.current.country = r->country;
-		b4.current.source = r->source;
-		b4.current.verdict = range_verdict(table, cfg, r->country, r->source);
-		ret = bf_range4_to_prefixes(r->first, r->last, add_prefix4, &b4);
-	}
-	for (i = 0; i < table->n6 && !ret; i++) {
-		const struct bf_range6 *r = &table->v6[i];
-
-		b6.current.country = r->country;
-		b6.current.source = r->source;
-		b6.current.verdict = range_verdict(table, cfg, r->country, r->source);
-		ret = bf_range6_to_prefixes(r->first, r->last, add_prefix6, &b6);
-	}
-	if (ret) {
-		bf_error_set(err, ret, "failed to convert geolocation ranges: %s", strerror(-ret));
-		goto out;
-	}
-
-	ret = write_batch(bpf_map__fd(mon->skel->maps.geo4), &b4);
-	if (ret) {
-		bf_error_set(err, ret, "failed to write %zu IPv4 prefixes to the kernel: %s", b4.count,
-			     strerror(-ret));
-		goto out;
-	}
-	ret = write_batch(bpf_map__fd(mon->skel->maps.geo6), &b6);
-	if (ret) {
-		bf_error_set(err, ret, "failed to write %zu IPv6 prefixes to the kernel: %s", b6.count,
-			     strerror(-ret));
-		goto out;
-	}
-	mon->prefixes4 = b4.count;
-	mon->prefixes6 = b6.count;
-out:
-	free(b4.keys);
-	free(b4.values);
-	free(b6.keys);
-	free(b6.values);
-	return ret;
+	if (job4.ret)
+		return bf_error_set(err, job4.ret, "failed to write IPv4 prefixes to the kernel: %s",
+				    strerror(-job4.ret));
+	if (job6.ret)
+		return bf_error_set(err, job6.ret, "failed to write IPv6 prefixes to the kernel: %s",
+				    strerror(-job6.ret));
+	mon->prefixes4 = job4.writer.written;
+	mon->prefixes6 = job6.writer.written;
+	return 0;
 }
 
 static int add_inode(int map_fd, const char *path, bool folder, __u32 app, struct bf_error *err)

@@ -71,9 +71,11 @@ struct bf_config {
 void bf_config_defaults(struct bf_config *cfg);
 
 /*
- * Resets cfg to the defaults, then reads path over them. A section that the
- * file names replaces the defaults of that section; the default [app
- * dingtalk] stays only when the file has no [app ...] section.
+ * Resets cfg to the defaults, then reads path over them: a key the file
+ * sets replaces its default, a key it does not set keeps it. The default
+ * [app dingtalk] stays only when the file has no [app ...] section. cfg
+ * must be initialised (by bf_config_defaults() or a previous load, freed
+ * with bf_config_free()) before it is loaded again.
  *
  * Returns 0, or a negative errno with err naming the file, the line and the
  * invalid value, and what is accepted there. On error cfg holds the
@@ -81,6 +83,7 @@ void bf_config_defaults(struct bf_config *cfg);
  */
 int bf_config_load(struct bf_config *cfg, const char *path, struct bf_error *err);
 
+/* Frees what a load allocated and leaves cfg at the defaults; safe to call twice. */
 void bf_config_free(struct bf_config *cfg);
 
 /*
