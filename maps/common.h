@@ -12,9 +12,9 @@
 #endif
 
 /* Application ids. Watched applications are numbered from 1 in config order. */
-#define BF_APP_OTHER	    0u		/* a process of no watched application */
+#define BF_APP_OTHER        0u          /* a process of no watched application */
 #define BF_APP_UNATTRIBUTED 0xffffffffu /* no owner: sockets older than the monitor, kernel */
-#define BF_MAX_APPS	    64u
+#define BF_MAX_APPS         64u
 
 /* Verdicts of a destination, stored per prefix in the geolocation tries. */
 enum bf_verdict {
@@ -34,7 +34,7 @@ enum bf_verdict {
  * the low byte: "CN" is 'C' | 'N' << 8. 0 means "no entry in the data" and
  * is reported as "??".
  */
-#define BF_CC(a, b)	  ((__u16)((__u8)(a) | ((__u16)(__u8)(b) << 8)))
-#define BF_CC_NONE	  0u
+#define BF_CC(a, b) ((__u16)((__u8)(a) | ((__u16)(__u8)(b) << 8)))
+#define BF_CC_NONE  0u
 
 #endif

@@ -8,7 +8,8 @@
 #include "borderflow.h"
 #include "user/lib/stack.h"
 
-/* Loads cfg from path and the geolocation stack it names; prints the error and returns 1 on failure. */
+/* Loads cfg from path and the geolocation stack it names; prints the error and returns 1 on
+ * failure. */
 static int load(const char *path, struct bf_config *cfg, struct bf_geo_table *table)
 {
 	struct bf_error err = {};
@@ -22,7 +23,7 @@ static int load(const char *path, struct bf_config *cfg, struct bf_geo_table *ta
 }
 
 static void print_lookup(const struct bf_config *cfg, const struct bf_geo_table *table,
-			 const char *text)
+                         const char *text)
 {
 	char described[4200];
 	uint16_t country = BF_CC_NONE;
@@ -58,9 +59,9 @@ static void print_lookup(const struct bf_config *cfg, const struct bf_geo_table 
 static int geo_lookup(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {},
 	};
 	const char *config_path = BF_CONFIG_DEFAULT_PATH;
 	struct bf_geo_table table;
@@ -76,23 +77,25 @@ static int geo_lookup(int argc, char **argv)
 			config_path = optarg;
 			break;
 		case 'h':
-			printf("Usage: borderflow geo lookup [--config FILE] ADDRESS...\n"
-			       "Prints country, verdict and source of each IPv4 or IPv6 address under "
-			       "the [policy] and [geo] of FILE (default %s).\n",
-			       BF_CONFIG_DEFAULT_PATH);
+			printf(
+			    "Usage: borderflow geo lookup [--config FILE] ADDRESS...\n"
+			    "Prints country, verdict and source of each IPv4 or IPv6 address under "
+			    "the [policy] and [geo] of FILE (default %s).\n",
+			    BF_CONFIG_DEFAULT_PATH);
 			return 0;
 		default:
 			return 2;
 		}
 	}
 	if (optind >= argc) {
-		tool_error("geo lookup: no address given; e.g. 'borderflow geo lookup 202.175.3.3'");
+		tool_error(
+		    "geo lookup: no address given; e.g. 'borderflow geo lookup 202.175.3.3'");
 		return 2;
 	}
 	for (i = optind; i < argc; i++) {
 		if (!bf_parse_address(argv[i], &v4, v6)) {
 			tool_error("geo lookup: invalid address '%s'; give an IPv4 or IPv6 address",
-				   argv[i]);
+			           argv[i]);
 			return 2;
 		}
 	}
@@ -129,9 +132,10 @@ int cmd_check_config(int argc, char **argv)
 	int ret;
 
 	if (argc != 2) {
-		tool_error("check-config: give one configuration file, e.g. 'borderflow check-config "
-			   "%s'",
-			   BF_CONFIG_DEFAULT_PATH);
+		tool_error(
+		    "check-config: give one configuration file, e.g. 'borderflow check-config "
+		    "%s'",
+		    BF_CONFIG_DEFAULT_PATH);
 		return 2;
 	}
 	ret = load(argv[1], &cfg, &table);
@@ -147,8 +151,8 @@ int cmd_check_config(int argc, char **argv)
 		printf("%s\n  unknown destinations: %s\n", cfg.napproved ? "" : " none",
 		       cfg.unknown_alert ? "alert" : "ignore");
 		for (i = 0; i < cfg.napps; i++)
-			printf("  application '%s': %zu paths, %zu process names\n", cfg.apps[i].name,
-			       cfg.apps[i].npaths, cfg.apps[i].ncomms);
+			printf("  application '%s': %zu paths, %zu process names\n",
+			       cfg.apps[i].name, cfg.apps[i].npaths, cfg.apps[i].ncomms);
 		for (i = 0; i < table.nsources; i++)
 			printf("  geolocation source '%s' (%s): %zu IPv4 and %zu IPv6 ranges\n",
 			       table.sources[i].path, bf_geo_format_name(table.sources[i].format),

@@ -17,11 +17,11 @@
 
 #define ANSWER_MAX (64u << 20)
 
-/* Sends request to the daemon and returns its whole answer, or NULL with a message printed. */
+/* Sends request to the daemon and returns its whole response, or NULL after printing the error. */
 static char *ask_daemon(const char *path, const char *request)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = 5 };
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = 5};
 	size_t len = 0, cap = 65536;
 	char *answer;
 	int fd;
@@ -40,7 +40,7 @@ static char *ask_daemon(const char *path, const char *request)
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
 		tool_error("failed to connect to borderflowd at '%s': %s; is the daemon running?",
-			   path, strerror(errno));
+		           path, strerror(errno));
 		close(fd);
 		return NULL;
 	}
@@ -60,7 +60,8 @@ static char *ask_daemon(const char *path, const char *request)
 			if (!bigger) {
 				free(answer);
 				answer = NULL;
-				tool_error("answer from '%s' larger than %u bytes", path, ANSWER_MAX);
+				tool_error("answer from '%s' larger than %u bytes", path,
+				           ANSWER_MAX);
 				break;
 			}
 			answer = bigger;
@@ -81,8 +82,9 @@ static char *ask_daemon(const char *path, const char *request)
 	}
 	close(fd);
 	if (answer && !len) {
-		tool_error("borderflowd at '%s' closed the connection without an answer; see its log",
-			   path);
+		tool_error(
+		    "borderflowd at '%s' closed the connection without an answer; see its log",
+		    path);
 		free(answer);
 		return NULL;
 	}
@@ -112,8 +114,8 @@ static void print_table(json_object *status)
 	json_object *apps, *geo;
 	size_t i, j;
 
-	printf("%-14s %-7s %-9s %14s %14s %10s %10s %7s\n", "APP", "COUNTRY", "VERDICT",
-	       "TX BYTES", "RX BYTES", "TX PKTS", "RX PKTS", "FLOWS");
+	printf("%-14s %-7s %-9s %14s %14s %10s %10s %7s\n", "APP", "COUNTRY", "VERDICT", "TX BYTES",
+	       "RX BYTES", "TX PKTS", "RX PKTS", "FLOWS");
 	if (json_object_object_get_ex(status, "apps", &apps)) {
 		for (i = 0; i < json_object_array_length(apps); i++) {
 			json_object *app = json_object_array_get_idx(apps, i), *dests;
@@ -144,11 +146,11 @@ static void print_table(json_object *status)
 int cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "socket", required_argument, NULL, 's' },
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
+	    {"json", no_argument, NULL, 'j'},
+	    {"socket", required_argument, NULL, 's'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {},
 	};
 	const char *socket_path = NULL, *config_path = NULL;
 	struct bf_config cfg;

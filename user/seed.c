@@ -24,7 +24,7 @@
 
 #include "../maps/proc.h"
 
-#define SEED_MAX_PROCS	 65536
+#define SEED_MAX_PROCS    65536
 #define SEED_MAX_ANCESTRY 64
 
 struct seed_proc {
@@ -68,7 +68,8 @@ static __u32 match_inode_or_comm(struct bf_monitor *mon, const struct bf_config 
 	if (!stat(path, &st)) {
 		key.ino = st.st_ino;
 		key.dev = bf_kernel_dev(st.st_dev);
-		if (!bpf_map_lookup_elem(bpf_map__fd(mon->skel->maps.app_inodes), &key, &app) && app)
+		if (!bpf_map_lookup_elem(bpf_map__fd(mon->skel->maps.app_inodes), &key, &app) &&
+		    app)
 			return app;
 	}
 
@@ -133,14 +134,14 @@ static int compare_pid(const void *a, const void *b)
 
 static struct seed_proc *find_proc(struct seed_proc *procs, size_t n, __u32 pid)
 {
-	struct seed_proc key = { .pid = pid };
+	struct seed_proc key = {.pid = pid};
 
 	return bsearch(&key, procs, n, sizeof(*procs), compare_pid);
 }
 
 /* Reads every process of /proc (threads are not listed there) into a pid-sorted array. */
 static size_t list_processes(struct bf_monitor *mon, const struct bf_config *cfg,
-			     struct seed_proc *procs)
+                             struct seed_proc *procs)
 {
 	struct dirent *entry;
 	size_t n = 0;
@@ -177,7 +178,7 @@ int bf_monitor_seed_procs(struct bf_monitor *mon, const struct bf_config *cfg)
 	n = list_processes(mon, cfg, procs);
 
 	for (i = 0; i < n; i++) {
-		struct bf_proc_value value = { .flags = BF_PROC_SEEDED };
+		struct bf_proc_value value = {.flags = BF_PROC_SEEDED};
 		struct seed_proc *p = &procs[i];
 		int depth;
 
