@@ -7,6 +7,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SYSCONFDIR ?= /etc
 DATADIR ?= /usr/share
+SYSTEMDUNITDIR ?= /etc/systemd/system
 
 CC ?= cc
 CLANG ?= clang
@@ -142,6 +143,10 @@ install: all
 	test -e $(DESTDIR)$(SYSCONFDIR)/borderflow/borderflow.conf || \
 		install -m 0640 packaging/borderflow.conf $(DESTDIR)$(SYSCONFDIR)/borderflow/borderflow.conf
 	install -d -m 0750 $(DESTDIR)/var/lib/borderflow $(DESTDIR)/var/log/borderflow
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	install -m 0644 packaging/borderflowd.service $(DESTDIR)$(SYSTEMDUNITDIR)/borderflowd.service
+	install -d $(DESTDIR)$(PREFIX)/share/doc/borderflow
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/borderflow/README.md
 
 clean:
 	rm -rf $(OUTPUT)

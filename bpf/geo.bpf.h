@@ -5,7 +5,7 @@
 #include "maps.bpf.h"
 #include <bpf/bpf_endian.h>
 
-#define AF_INET  2
+#define AF_INET	 2
 #define AF_INET6 10
 
 /* Source index of a lookup that found no prefix. */
@@ -18,19 +18,19 @@
 static __always_inline struct bf_geo_value bf_geo_lookup(__u8 family, const __u32 addr[4])
 {
 	struct bf_geo_value none = {
-	    .country = BF_CC_NONE,
-	    .verdict = BF_VERDICT_UNKNOWN,
-	    .source = BF_SOURCE_NONE,
+		.country = BF_CC_NONE,
+		.verdict = BF_VERDICT_UNKNOWN,
+		.source = BF_SOURCE_NONE,
 	};
 	struct bf_geo_value *found;
 
 	if (family == 4) {
-		struct bf_geo4_key key = {.prefixlen = 32};
+		struct bf_geo4_key key = { .prefixlen = 32 };
 
 		__builtin_memcpy(key.addr, addr, 4);
 		found = bpf_map_lookup_elem(&geo4, &key);
 	} else {
-		struct bf_geo6_key key = {.prefixlen = 128};
+		struct bf_geo6_key key = { .prefixlen = 128 };
 
 		__builtin_memcpy(key.addr, addr, 16);
 		found = bpf_map_lookup_elem(&geo6, &key);

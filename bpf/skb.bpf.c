@@ -112,7 +112,7 @@ static __always_inline bool same_peer(const struct bf_sock_owner *owner, const s
 }
 
 static __always_inline void add_totals(const struct bf_total_key *key, bool egress, __u64 bytes,
-                                       __u64 packets, bool new_flow)
+				       __u64 packets, bool new_flow)
 {
 	struct bf_total_value *total = bpf_map_lookup_elem(&totals, key);
 
@@ -144,7 +144,7 @@ static __always_inline void add_totals(const struct bf_total_key *key, bool egre
 }
 
 static __always_inline void send_event(__u32 type, const struct bf_flow_key *key,
-                                       const struct bf_flow_value *flow, __u64 bytes)
+				       const struct bf_flow_value *flow, __u64 bytes)
 {
 	struct bf_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
 
@@ -161,7 +161,7 @@ static __always_inline void send_event(__u32 type, const struct bf_flow_key *key
 }
 
 static __always_inline void init_flow(struct bf_flow_value *flow, const struct bf_sock_owner *owner,
-                                      const struct packet *pkt, struct bf_geo_value geo, __u32 app)
+				      const struct packet *pkt, struct bf_geo_value geo, __u32 app)
 {
 	__u64 now = bpf_ktime_get_ns();
 
@@ -188,9 +188,9 @@ static __always_inline void init_flow(struct bf_flow_value *flow, const struct b
  * verdict the flow was tagged with, so a flow keeps one verdict for life.
  */
 static __always_inline bool count_flow(const struct bf_flow_key *key,
-                                       const struct bf_sock_owner *owner, const struct packet *pkt,
-                                       struct bf_geo_value *geo, __u32 app, bool egress,
-                                       __u64 bytes, __u64 packets)
+				       const struct bf_sock_owner *owner, const struct packet *pkt,
+				       struct bf_geo_value *geo, __u32 app, bool egress,
+				       __u64 bytes, __u64 packets)
 {
 	struct bf_flow_value *flow = bpf_map_lookup_elem(&flows, key);
 	bool created = false;

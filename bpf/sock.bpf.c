@@ -70,7 +70,7 @@ static __always_inline struct bf_sock_owner *claim_socket(struct bpf_sock_addr *
 }
 
 static __always_inline void set_peer(struct bf_sock_owner *owner, __u8 family, const __u32 addr[4],
-                                     __u32 port)
+				     __u32 port)
 {
 	__builtin_memcpy(owner->peer, addr, 16);
 	owner->peer_port = bpf_ntohs((__u16)port);
@@ -98,7 +98,7 @@ SEC("cgroup/connect4")
 int bf_connect4(struct bpf_sock_addr *ctx)
 {
 	struct bf_sock_owner *owner = claim_socket(ctx);
-	__u32 addr[4] = {ctx->user_ip4, 0, 0, 0};
+	__u32 addr[4] = { ctx->user_ip4, 0, 0, 0 };
 
 	if (owner)
 		set_peer(owner, 4, addr, ctx->user_port);

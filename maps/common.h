@@ -12,9 +12,9 @@
 #endif
 
 /* Application ids. Watched applications are numbered from 1 in config order. */
-#define BF_APP_OTHER        0u          /* a process of no watched application */
+#define BF_APP_OTHER	    0u		/* a process of no watched application */
 #define BF_APP_UNATTRIBUTED 0xffffffffu /* no owner: sockets older than the monitor, kernel */
-#define BF_MAX_APPS         64u
+#define BF_MAX_APPS	    64u
 
 /* Verdicts of a destination, stored per prefix in the geolocation tries. */
 enum bf_verdict {

@@ -19,17 +19,17 @@ struct bf_sock_owner {
 	__u64 cgroup_id;
 	__u32 tgid;
 	__u32 uid;
-	__u32 app;                    /* BF_APP_* or a watched application id */
-	__u8 flags;                   /* BF_SOCK_* */
-	__u8 peer_family;             /* 0 until a connected peer is known, else 4 or 6 */
-	__u16 peer_port;              /* host order */
-	__u8 peer[16];                /* IPv4 in the first 4 bytes */
+	__u32 app;		      /* BF_APP_* or a watched application id */
+	__u8 flags;		      /* BF_SOCK_* */
+	__u8 peer_family;	      /* 0 until a connected peer is known, else 4 or 6 */
+	__u16 peer_port;	      /* host order */
+	__u8 peer[16];		      /* IPv4 in the first 4 bytes */
 	struct bf_geo_value peer_geo; /* looked up once per connected peer */
 	__u32 pad;
 	char comm[16];
 };
 
-#define BF_SOCK_COUNTED  1u /* the socket's first packet was counted as a flow in totals */
+#define BF_SOCK_COUNTED	 1u /* the socket's first packet was counted as a flow in totals */
 #define BF_SOCK_RELEASED 2u /* the process closed the socket; its flow is ending */
 
 /*
@@ -42,8 +42,8 @@ struct bf_flow_key {
 	__u64 cookie;
 	__u8 peer[16];
 	__u16 peer_port; /* host order */
-	__u8 family;     /* 4 or 6 */
-	__u8 proto;      /* BF_PROTO_* */
+	__u8 family;	 /* 4 or 6 */
+	__u8 proto;	 /* BF_PROTO_* */
 	__u32 pad;
 };
 
@@ -58,8 +58,8 @@ struct bf_flow_value {
 	__u64 transmit_packets;
 	__u64 receive_packets;
 	__u64 start_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the first packet */
-	__u64 last_ns;  /* CLOCK_MONOTONIC of the latest packet */
-	__u64 end_ns;   /* CLOCK_MONOTONIC of sock_release, 0 while open */
+	__u64 last_ns;	/* CLOCK_MONOTONIC of the latest packet */
+	__u64 end_ns;	/* CLOCK_MONOTONIC of sock_release, 0 while open */
 	__u64 cgroup_id;
 	__u32 tgid;
 	__u32 uid;
@@ -97,7 +97,7 @@ struct bf_total_value {
 /* Indexes of stats, a per-CPU array of __u64 health counters. */
 enum bf_stat {
 	BF_STAT_EVENTS_LOST = 0, /* ring buffer full: event dropped */
-	BF_STAT_FLOWS_FULL = 1,  /* flows full: a watched flow counted in totals only */
+	BF_STAT_FLOWS_FULL = 1,	 /* flows full: a watched flow counted in totals only */
 	BF_STAT_TOTALS_FULL = 2, /* totals full: bytes counted in overflow_* below */
 	BF_STAT_OVERFLOW_BYTES = 3,
 	BF_STAT_OVERFLOW_PACKETS = 4,

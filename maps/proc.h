@@ -30,7 +30,7 @@ struct bf_proc_value {
 	__u32 flags; /* BF_PROC_* */
 };
 
-#define BF_PROC_SEEDED    1u /* written by the daemon from /proc, not at exec or fork */
+#define BF_PROC_SEEDED	  1u /* written by the daemon from /proc, not at exec or fork */
 #define BF_PROC_INHERITED 2u /* inherited at fork from a watched parent */
 
 /* How many ancestor folders of an executable the exec program compares with app_dirs. */

@@ -23,7 +23,7 @@ static int load(const char *path, struct bf_config *cfg, struct bf_geo_table *ta
 }
 
 static void print_lookup(const struct bf_config *cfg, const struct bf_geo_table *table,
-                         const char *text)
+			 const char *text)
 {
 	char described[4200];
 	uint16_t country = BF_CC_NONE;
@@ -59,9 +59,9 @@ static void print_lookup(const struct bf_config *cfg, const struct bf_geo_table 
 static int geo_lookup(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},
-	    {},
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
 	};
 	const char *config_path = BF_CONFIG_DEFAULT_PATH;
 	struct bf_geo_table table;
@@ -77,11 +77,11 @@ static int geo_lookup(int argc, char **argv)
 			config_path = optarg;
 			break;
 		case 'h':
-			printf(
-			    "Usage: borderflow geo lookup [--config FILE] ADDRESS...\n"
-			    "Prints country, verdict and source of each IPv4 or IPv6 address under "
-			    "the [policy] and [geo] of FILE (default %s).\n",
-			    BF_CONFIG_DEFAULT_PATH);
+			printf("Usage: borderflow geo lookup [--config FILE] ADDRESS...\n"
+			       "Prints country, verdict and source of each IPv4 or IPv6 address "
+			       "under "
+			       "the [policy] and [geo] of FILE (default %s).\n",
+			       BF_CONFIG_DEFAULT_PATH);
 			return 0;
 		default:
 			return 2;
@@ -89,13 +89,13 @@ static int geo_lookup(int argc, char **argv)
 	}
 	if (optind >= argc) {
 		tool_error(
-		    "geo lookup: no address given; e.g. 'borderflow geo lookup 202.175.3.3'");
+			"geo lookup: no address given; e.g. 'borderflow geo lookup 202.175.3.3'");
 		return 2;
 	}
 	for (i = optind; i < argc; i++) {
 		if (!bf_parse_address(argv[i], &v4, v6)) {
 			tool_error("geo lookup: invalid address '%s'; give an IPv4 or IPv6 address",
-			           argv[i]);
+				   argv[i]);
 			return 2;
 		}
 	}
@@ -133,9 +133,9 @@ int cmd_check_config(int argc, char **argv)
 
 	if (argc != 2) {
 		tool_error(
-		    "check-config: give one configuration file, e.g. 'borderflow check-config "
-		    "%s'",
-		    BF_CONFIG_DEFAULT_PATH);
+			"check-config: give one configuration file, e.g. 'borderflow check-config "
+			"%s'",
+			BF_CONFIG_DEFAULT_PATH);
 		return 2;
 	}
 	ret = load(argv[1], &cfg, &table);

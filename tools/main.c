@@ -18,25 +18,24 @@ void tool_error(const char *fmt, ...)
 
 static void usage(FILE *out)
 {
-	fprintf(
-	    out,
-	    "Usage: borderflow COMMAND [OPTION]...\n"
-	    "Query the borderflow monitor and its geolocation data.\n"
-	    "\n"
-	    "Commands:\n"
-	    "  status [--json] [--socket PATH] [--config FILE]\n"
-	    "                      bytes, packets and flows per application, country and\n"
-	    "                      verdict, from the running borderflowd\n"
-	    "  geo lookup [--config FILE] ADDRESS...\n"
-	    "                      country, verdict and geolocation source of addresses\n"
-	    "                      under a configuration\n"
-	    "  check-config FILE   validate a configuration and the geolocation files it names\n"
-	    "\n"
-	    "Examples:\n"
-	    "  borderflow status\n"
-	    "  borderflow status --json | jq '.apps[] | select(.app == \"dingtalk\")'\n"
-	    "  borderflow geo lookup 202.175.3.3 2001:db8::1\n"
-	    "  borderflow check-config /etc/borderflow/borderflow.conf\n");
+	fprintf(out, "Usage: borderflow COMMAND [OPTION]...\n"
+		     "Query the borderflow monitor and its geolocation data.\n"
+		     "\n"
+		     "Commands:\n"
+		     "  status [--json] [--socket PATH] [--config FILE]\n"
+		     "                      bytes, packets and flows per application, country and\n"
+		     "                      verdict, from the running borderflowd\n"
+		     "  geo lookup [--config FILE] ADDRESS...\n"
+		     "                      country, verdict and geolocation source of addresses\n"
+		     "                      under a configuration\n"
+		     "  check-config FILE   validate a configuration and the geolocation files it "
+		     "names\n"
+		     "\n"
+		     "Examples:\n"
+		     "  borderflow status\n"
+		     "  borderflow status --json | jq '.apps[] | select(.app == \"dingtalk\")'\n"
+		     "  borderflow geo lookup 202.175.3.3 2001:db8::1\n"
+		     "  borderflow check-config /etc/borderflow/borderflow.conf\n");
 }
 
 int main(int argc, char **argv)

@@ -20,8 +20,8 @@
 /* Sends request to the daemon and returns its whole response, or NULL after printing the error. */
 static char *ask_daemon(const char *path, const char *request)
 {
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	struct timeval tv = {.tv_sec = 5};
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 5 };
 	size_t len = 0, cap = 65536;
 	char *answer;
 	int fd;
@@ -40,7 +40,7 @@ static char *ask_daemon(const char *path, const char *request)
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
 		tool_error("failed to connect to borderflowd at '%s': %s; is the daemon running?",
-		           path, strerror(errno));
+			   path, strerror(errno));
 		close(fd);
 		return NULL;
 	}
@@ -61,7 +61,7 @@ static char *ask_daemon(const char *path, const char *request)
 				free(answer);
 				answer = NULL;
 				tool_error("answer from '%s' larger than %u bytes", path,
-				           ANSWER_MAX);
+					   ANSWER_MAX);
 				break;
 			}
 			answer = bigger;
@@ -83,8 +83,8 @@ static char *ask_daemon(const char *path, const char *request)
 	close(fd);
 	if (answer && !len) {
 		tool_error(
-		    "borderflowd at '%s' closed the connection without an answer; see its log",
-		    path);
+			"borderflowd at '%s' closed the connection without an answer; see its log",
+			path);
 		free(answer);
 		return NULL;
 	}
@@ -146,11 +146,11 @@ static void print_table(json_object *status)
 int cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"socket", required_argument, NULL, 's'},
-	    {"config", required_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},
-	    {},
+		{ "json", no_argument, NULL, 'j' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
 	};
 	const char *socket_path = NULL, *config_path = NULL;
 	struct bf_config cfg;

@@ -49,7 +49,7 @@ void bf_format_addr(uint8_t family, const uint8_t addr[16], char *out, size_t si
 }
 
 int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
-                   const struct bf_geo_table *table, struct bf_error *err)
+		   const struct bf_geo_table *table, struct bf_error *err)
 {
 	memset(alerts, 0, sizeof(*alerts));
 	alerts->cfg = cfg;
@@ -60,7 +60,7 @@ int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
 	alerts->fd = open(cfg->alerts_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (alerts->fd < 0)
 		return bf_error_set(err, -errno, "failed to open alerts file '%s': %s",
-		                    cfg->alerts_file, strerror(errno));
+				    cfg->alerts_file, strerror(errno));
 	return 0;
 }
 
@@ -86,7 +86,7 @@ static void count_alert(struct bf_alerts *alerts, uint32_t app, uint16_t country
 		alerts->capcounts = cap;
 	}
 	alerts->counts[alerts->ncounts++] =
-	    (struct bf_alert_count){.app = app, .country = country, .rule = rule, .count = 1};
+		(struct bf_alert_count){ .app = app, .country = country, .rule = rule, .count = 1 };
 }
 
 /* True when the destination alerted within the repeat interval; else records it now. */
@@ -226,7 +226,7 @@ static void write_alert(struct bf_alerts *alerts, json_object *root)
 	if (write(alerts->fd, buf, len + 1) != (ssize_t)(len + 1)) {
 		if (!alerts->write_errors++)
 			log_err("failed to write to alerts file '%s': %s", alerts->cfg->alerts_file,
-			        strerror(errno));
+				strerror(errno));
 	}
 	free(buf);
 }
@@ -260,9 +260,9 @@ int bf_alerts_handle(struct bf_alerts *alerts, const struct bf_event *event, uin
 	t.app = bf_app_name(alerts->cfg, flow->app);
 	t.rule = unknown ? BF_RULE_UNKNOWN : BF_RULE_FOREIGN;
 	t.verdict = bf_verdict_name(flow->verdict);
-	t.transport = event->key.proto == BF_PROTO_TCP   ? "tcp"
-	              : event->key.proto == BF_PROTO_UDP ? "udp"
-	                                                 : "other";
+	t.transport = event->key.proto == BF_PROTO_TCP	 ? "tcp"
+		      : event->key.proto == BF_PROTO_UDP ? "udp"
+							 : "other";
 
 	root = build_alert(event, &t);
 	write_alert(alerts, root);
@@ -270,9 +270,9 @@ int bf_alerts_handle(struct bf_alerts *alerts, const struct bf_event *event, uin
 	count_alert(alerts, flow->app, flow->country, unknown);
 
 	log_warn("alert %s: app '%s' pid %u (%s) sent %u bytes over %s to %s port %u in %s (%s), "
-	         "geolocation source %s",
-	         t.rule, t.app, flow->tgid, t.comm, event->packet_bytes, t.transport, t.peer,
-	         event->key.peer_port, t.country, t.verdict, t.source);
+		 "geolocation source %s",
+		 t.rule, t.app, flow->tgid, t.comm, event->packet_bytes, t.transport, t.peer,
+		 event->key.peer_port, t.country, t.verdict, t.source);
 	return 1;
 }
 

@@ -45,55 +45,55 @@ static bool socket_is_live(const struct sockaddr_un *addr)
 
 int bf_control_open(struct bf_control *ctl, const char *path, struct bf_error *err)
 {
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct group *group;
 	int ret;
 
 	ctl->fd = -1;
 	if (strlen(path) >= sizeof(addr.sun_path))
 		return bf_error_set(err, -ENAMETOOLONG,
-		                    "control socket path '%s' is longer than %zu bytes", path,
-		                    sizeof(addr.sun_path) - 1);
+				    "control socket path '%s' is longer than %zu bytes", path,
+				    sizeof(addr.sun_path) - 1);
 	strcpy(addr.sun_path, path);
 	strcpy(ctl->path, path);
 
 	ret = make_parent(path);
 	if (ret)
 		return bf_error_set(err, ret,
-		                    "failed to create the folder of control socket '%s': %s", path,
-		                    strerror(-ret));
+				    "failed to create the folder of control socket '%s': %s", path,
+				    strerror(-ret));
 	if (socket_is_live(&addr))
 		return bf_error_set(err, -EADDRINUSE,
-		                    "another borderflowd already listens on '%s'; stop it or set "
-		                    "another [daemon] socket",
-		                    path);
+				    "another borderflowd already listens on '%s'; stop it or set "
+				    "another [daemon] socket",
+				    path);
 	(void)unlink(path);
 
 	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (ctl->fd < 0)
 		return bf_error_set(err, -errno, "failed to create control socket: %s",
-		                    strerror(errno));
+				    strerror(errno));
 	if (bind(ctl->fd, (struct sockaddr *)&addr, sizeof(addr)) || listen(ctl->fd, 16)) {
 		ret = -errno;
 		close(ctl->fd);
 		ctl->fd = -1;
 		return bf_error_set(err, ret, "failed to listen on control socket '%s': %s", path,
-		                    strerror(-ret));
+				    strerror(-ret));
 	}
 	/* Readable by root and the borderflow group only: status names applications. */
 	group = getgrnam("borderflow");
 	if (group && chown(path, 0, group->gr_gid))
 		log_warn("failed to give control socket '%s' to group borderflow: %s, ignoring",
-		         path, strerror(errno));
+			 path, strerror(errno));
 	if (chmod(path, 0660))
 		log_warn("failed to set mode of control socket '%s': %s, ignoring", path,
-		         strerror(errno));
+			 strerror(errno));
 	return 0;
 }
 
 static void set_timeouts(int fd)
 {
-	struct timeval tv = {.tv_sec = 1};
+	struct timeval tv = { .tv_sec = 1 };
 
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));

@@ -21,8 +21,8 @@ void bf_log_init(int max_level, bool use_syslog)
 static void log_va(int level, const char *fmt, va_list ap)
 {
 	static const char *const names[] = {
-	    [LOG_ERR] = "error", [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
-	    [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
+		[LOG_ERR] = "error", [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
+		[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 	};
 
 	if (level > log_max_level)
@@ -32,7 +32,7 @@ static void log_va(int level, const char *fmt, va_list ap)
 		return;
 	}
 	fprintf(stderr,
-	        "borderflowd: %s: ", level <= LOG_DEBUG && names[level] ? names[level] : "log");
+		"borderflowd: %s: ", level <= LOG_DEBUG && names[level] ? names[level] : "log");
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 }
@@ -49,8 +49,8 @@ void bf_log(int level, const char *fmt, ...)
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	int mapped = level == LIBBPF_WARN   ? LOG_NOTICE
-	             : level == LIBBPF_INFO ? LOG_INFO
-	                                    : LOG_DEBUG;
+		     : level == LIBBPF_INFO ? LOG_INFO
+					    : LOG_DEBUG;
 	char line[1024];
 	size_t len;
 

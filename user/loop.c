@@ -17,7 +17,7 @@
 #include "log.h"
 #include "status.h"
 
-#define TICK_S         1
+#define TICK_S	       1
 #define EXPIRE_EVERY_S 5
 
 /*
@@ -29,9 +29,9 @@
  * of live connections is far more frequent in practice.
  */
 #define ENDED_LINGER_NS (120ull * 1000000000)
-#define UDP_IDLE_NS     (180ull * 1000000000)
-#define TCP_IDLE_NS     (6ull * 3600 * 1000000000)
-#define EXPIRE_BATCH    4096
+#define UDP_IDLE_NS	(180ull * 1000000000)
+#define TCP_IDLE_NS	(6ull * 3600 * 1000000000)
+#define EXPIRE_BATCH	4096
 
 enum { SOURCE_EVENTS = 1, SOURCE_SIGNAL, SOURCE_TIMER, SOURCE_CONTROL };
 
@@ -65,7 +65,7 @@ static int handle_event(void *ctx, void *data, size_t size)
 }
 
 static bool flow_expired(const struct bf_flow_key *key, const struct bf_flow_value *flow,
-                         uint64_t now_ns)
+			 uint64_t now_ns)
 {
 	uint64_t idle = now_ns > flow->last_ns ? now_ns - flow->last_ns : 0;
 
@@ -121,7 +121,7 @@ static char *answer_request(const char *request, void *ctx)
 	json_object_object_add(status, "flows_ended", json_object_new_uint64(d->flows_ended));
 	json_object_object_add(status, "flows_expired", json_object_new_uint64(d->flows_expired));
 	if (asprintf(&text, "%s\n",
-	             json_object_to_json_string_ext(status, JSON_C_TO_STRING_PLAIN)) < 0)
+		     json_object_to_json_string_ext(status, JSON_C_TO_STRING_PLAIN)) < 0)
 		text = NULL;
 	json_object_put(status);
 	return text;
@@ -129,14 +129,14 @@ static char *answer_request(const char *request, void *ctx)
 
 static int add_source(int epoll_fd, int fd, uint64_t tag)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
 
 	return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
 static int setup_loop(struct bf_daemon *d)
 {
-	struct itimerspec tick = {.it_interval = {TICK_S, 0}, .it_value = {TICK_S, 0}};
+	struct itimerspec tick = { .it_interval = { TICK_S, 0 }, .it_value = { TICK_S, 0 } };
 	sigset_t mask;
 	int ret;
 

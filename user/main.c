@@ -35,31 +35,34 @@ struct options {
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "Usage: borderflowd [OPTION]...\n"
-	        "Monitor the outbound flows of watched applications and alert when bytes leave\n"
-	        "the approved region.\n"
-	        "\n"
-	        "  -c, --config FILE   configuration file (default " BF_CONFIG_DEFAULT_PATH ")\n"
-	        "  -g, --cgroup PATH   attach to this cgroup v2 folder instead of the root of the\n"
-	        "                      hierarchy, so only its processes are counted\n"
-	        "  -s, --socket PATH   control socket, overriding [daemon] socket\n"
-	        "  -v, --verbose       log more; twice for debug output and the verifier log\n"
-	        "      --syslog        log to syslog instead of stderr\n"
-	        "  -h, --help          show this help\n"
-	        "  -V, --version       show the version\n"
-	        "\n"
-	        "Examples:\n"
-	        "  borderflowd --config /etc/borderflow/borderflow.conf\n"
-	        "  borderflowd -c test.conf --cgroup /sys/fs/cgroup/unified/lab -v\n");
+		"Usage: borderflowd [OPTION]...\n"
+		"Monitor the outbound flows of watched applications and alert when bytes leave\n"
+		"the approved region.\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default " BF_CONFIG_DEFAULT_PATH ")\n"
+		"  -g, --cgroup PATH   attach to this cgroup v2 folder instead of the root of the\n"
+		"                      hierarchy, so only its processes are counted\n"
+		"  -s, --socket PATH   control socket, overriding [daemon] socket\n"
+		"  -v, --verbose       log more; twice for debug output and the verifier log\n"
+		"      --syslog        log to syslog instead of stderr\n"
+		"  -h, --help          show this help\n"
+		"  -V, --version       show the version\n"
+		"\n"
+		"Examples:\n"
+		"  borderflowd --config /etc/borderflow/borderflow.conf\n"
+		"  borderflowd -c test.conf --cgroup /sys/fs/cgroup/unified/lab -v\n");
 }
 
 static int parse_options(int argc, char **argv, struct options *opts)
 {
-	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"cgroup", required_argument, NULL, 'g'},
-	    {"socket", required_argument, NULL, 's'}, {"verbose", no_argument, NULL, 'v'},
-	    {"syslog", no_argument, NULL, 'S'},       {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},      {}};
+	static const struct option longopts[] = { { "config", required_argument, NULL, 'c' },
+						  { "cgroup", required_argument, NULL, 'g' },
+						  { "socket", required_argument, NULL, 's' },
+						  { "verbose", no_argument, NULL, 'v' },
+						  { "syslog", no_argument, NULL, 'S' },
+						  { "help", no_argument, NULL, 'h' },
+						  { "version", no_argument, NULL, 'V' },
+						  {} };
 	int c;
 
 	opts->config = BF_CONFIG_DEFAULT_PATH;
@@ -93,7 +96,7 @@ static int parse_options(int argc, char **argv, struct options *opts)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "borderflowd: unexpected argument '%s'; see --help\n",
-		        argv[optind]);
+			argv[optind]);
 		return -EINVAL;
 	}
 	return 0;
@@ -110,7 +113,7 @@ static int load_inputs(struct bf_daemon *d, const struct options *opts, struct b
 	if (opts->socket) {
 		if (strlen(opts->socket) >= sizeof(d->cfg.control_socket))
 			return bf_error_set(err, -ENAMETOOLONG, "--socket path too long: '%s'",
-			                    opts->socket);
+					    opts->socket);
 		strcpy(d->cfg.control_socket, opts->socket);
 	}
 
@@ -159,14 +162,14 @@ static int start(struct bf_daemon *d, const struct options *opts, struct bf_erro
 	ret = bf_monitor_seed_procs(&d->mon, &d->cfg);
 	if (ret < 0)
 		return bf_error_set(err, ret, "failed to seed running processes: %s",
-		                    strerror(-ret));
+				    strerror(-ret));
 	log_info("%d running processes of watched applications found", ret);
 	return bf_monitor_attach_cgroup(&d->mon, opts->cgroup, err);
 }
 
 int main(int argc, char **argv)
 {
-	struct bf_daemon d = {.epoll_fd = -1, .signal_fd = -1, .timer_fd = -1};
+	struct bf_daemon d = { .epoll_fd = -1, .signal_fd = -1, .timer_fd = -1 };
 	struct bf_error err = {};
 	struct options opts = {};
 	struct timespec t0, t1;
@@ -178,9 +181,9 @@ int main(int argc, char **argv)
 	if (parse_options(argc, argv, &opts))
 		return 2;
 	bf_log_init(opts.verbosity >= 2 ? LOG_DEBUG
-	            : opts.verbosity    ? LOG_INFO
-	                                : LOG_NOTICE,
-	            opts.syslog);
+		    : opts.verbosity	? LOG_INFO
+					: LOG_NOTICE,
+		    opts.syslog);
 	bf_log_route_libbpf();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 
@@ -191,7 +194,7 @@ int main(int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_info("configuration and geolocation data read in %.3f s",
-	         (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+		 (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	ret = start(&d, &opts, &err);
 	if (ret) {
 		log_err("%s", err.msg);
@@ -199,9 +202,9 @@ int main(int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_notice("started in %.3f s: %zu applications watched, %zu IPv4 and %zu IPv6 prefixes "
-	           "loaded, attached to cgroup '%s', control socket '%s'",
-	           (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, d.cfg.napps,
-	           d.mon.prefixes4, d.mon.prefixes6, d.mon.cgroup_path, d.cfg.control_socket);
+		   "loaded, attached to cgroup '%s', control socket '%s'",
+		   (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, d.cfg.napps,
+		   d.mon.prefixes4, d.mon.prefixes6, d.mon.cgroup_path, d.cfg.control_socket);
 
 	ret = bf_daemon_run(&d);
 out:

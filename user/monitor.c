@@ -33,7 +33,7 @@ int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table, st
 	ret = bf_geo_count_prefixes(table, &n4, &n6);
 	if (ret)
 		return bf_error_set(err, ret, "failed to count geolocation prefixes: %s",
-		                    strerror(-ret));
+				    strerror(-ret));
 
 	mon->skel = borderflow_bpf__open();
 	if (!mon->skel)
@@ -44,21 +44,22 @@ int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table, st
 		ret = bpf_map__set_max_entries(mon->skel->maps.geo6, n6 + GEO_HEADROOM);
 	if (ret)
 		return bf_error_set(err, ret, "failed to size geolocation tries: %s",
-		                    strerror(-ret));
+				    strerror(-ret));
 
 	ret = borderflow_bpf__load(mon->skel);
 	if (ret)
 		return bf_error_set(
-		    err, ret, "failed to load BPF programs: %s (run with -v for the verifier log)",
-		    strerror(-ret));
+			err, ret,
+			"failed to load BPF programs: %s (run with -v for the verifier log)",
+			strerror(-ret));
 	return 0;
 }
 
 static enum bf_verdict range_verdict(const struct bf_geo_table *table, const struct bf_config *cfg,
-                                     uint16_t country, uint8_t source)
+				     uint16_t country, uint8_t source)
 {
 	bool local =
-	    source < table->nsources && table->sources[source].format == BF_GEO_FORMAT_BUILTIN;
+		source < table->nsources && table->sources[source].format == BF_GEO_FORMAT_BUILTIN;
 
 	return bf_config_verdict(cfg, country, local);
 }
@@ -76,7 +77,7 @@ struct prefix_writer {
 	size_t key_size;
 	void *keys;
 	struct bf_geo_value *values;
-	size_t count;   /* prefixes in the current chunk */
+	size_t count;	/* prefixes in the current chunk */
 	size_t written; /* prefixes written to the map so far */
 	struct bf_geo_value current;
 };
@@ -110,7 +111,7 @@ static int writer_flush(struct prefix_writer *w)
 	if (ret == -EINVAL || ret == -524 /* ENOTSUPP */ || ret == -EOPNOTSUPP) {
 		for (i = 0, ret = 0; i < w->count && !ret; i++)
 			ret = bpf_map_update_elem(w->map_fd, (char *)w->keys + i * w->key_size,
-			                          &w->values[i], BPF_ANY);
+						  &w->values[i], BPF_ANY);
 	}
 	if (ret)
 		return ret;
@@ -157,7 +158,7 @@ static void *fill_geo4(void *arg)
 	size_t i;
 
 	job->ret = writer_init(&job->writer, bpf_map__fd(job->mon->skel->maps.geo4),
-	                       sizeof(struct bf_geo4_key));
+			       sizeof(struct bf_geo4_key));
 	for (i = 0; i < table->n4 && !job->ret; i++) {
 		const struct bf_range4 *r = &table->v4[i];
 
@@ -179,7 +180,7 @@ static void *fill_geo6(void *arg)
 	size_t i;
 
 	job->ret = writer_init(&job->writer, bpf_map__fd(job->mon->skel->maps.geo6),
-	                       sizeof(struct bf_geo6_key));
+			       sizeof(struct bf_geo6_key));
 	for (i = 0; i < table->n6 && !job->ret; i++) {
 		const struct bf_range6 *r = &table->v6[i];
 
@@ -201,9 +202,9 @@ static void *fill_geo6(void *arg)
  * the longest step of the start with the full default data.
  */
 int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table,
-                        const struct bf_config *cfg, struct bf_error *err)
+			const struct bf_config *cfg, struct bf_error *err)
 {
-	struct fill_job job4 = {.mon = mon, .table = table, .cfg = cfg};
+	struct fill_job job4 = { .mon = mon, .table = table, .cfg = cfg };
 	struct fill_job job6 = job4;
 	pthread_t thread;
 	bool threaded;
@@ -217,12 +218,12 @@ int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table
 
 	if (job4.ret)
 		return bf_error_set(err, job4.ret,
-		                    "failed to write IPv4 prefixes to the kernel: %s",
-		                    strerror(-job4.ret));
+				    "failed to write IPv4 prefixes to the kernel: %s",
+				    strerror(-job4.ret));
 	if (job6.ret)
 		return bf_error_set(err, job6.ret,
-		                    "failed to write IPv6 prefixes to the kernel: %s",
-		                    strerror(-job6.ret));
+				    "failed to write IPv6 prefixes to the kernel: %s",
+				    strerror(-job6.ret));
 	mon->prefixes4 = job4.writer.written;
 	mon->prefixes6 = job6.writer.written;
 	return 0;
@@ -241,8 +242,8 @@ static int add_inode(int map_fd, const char *path, bool folder, __u32 app, struc
 	}
 	if (folder != !!S_ISDIR(st.st_mode))
 		return bf_error_set(err, folder ? -ENOTDIR : -EISDIR, "'%s' is %s", path,
-		                    folder ? "not a folder (a watched folder path ends in '/')"
-		                           : "a folder (end the path with '/' to watch it)");
+				    folder ? "not a folder (a watched folder path ends in '/')"
+					   : "a folder (end the path with '/' to watch it)");
 	key.ino = st.st_ino;
 	key.dev = bf_kernel_dev(st.st_dev);
 	ret = bpf_map_update_elem(map_fd, &key, &app, BPF_ANY);
@@ -270,8 +271,8 @@ int bf_monitor_fill_apps(struct bf_monitor *mon, const struct bf_config *cfg, st
 			ret = add_inode(folder ? dirs_fd : inodes_fd, path, folder, id, err);
 			if (ret == -ENOENT) {
 				log_warn("application '%s': '%s' does not exist, ignoring it until "
-				         "the next start",
-				         app->name, path);
+					 "the next start",
+					 app->name, path);
 				continue;
 			}
 			if (ret)
@@ -284,15 +285,15 @@ int bf_monitor_fill_apps(struct bf_monitor *mon, const struct bf_config *cfg, st
 			ret = bpf_map_update_elem(comms_fd, &key, &id, BPF_ANY);
 			if (ret)
 				return bf_error_set(err, ret,
-				                    "failed to watch process name '%s': %s",
-				                    app->comms[j], strerror(-ret));
+						    "failed to watch process name '%s': %s",
+						    app->comms[j], strerror(-ret));
 		}
 	}
 	return 0;
 }
 
 static int add_link(struct bf_monitor *mon, struct bpf_link *link, const char *what,
-                    struct bf_error *err)
+		    struct bf_error *err)
 {
 	if (!link)
 		return bf_error_set(err, -errno, "failed to attach %s: %s", what, strerror(errno));
@@ -307,16 +308,16 @@ static int add_link(struct bf_monitor *mon, struct bpf_link *link, const char *w
 int bf_monitor_attach_tracepoints(struct bf_monitor *mon, struct bf_error *err)
 {
 	struct bpf_program *progs[] = {
-	    mon->skel->progs.bf_exec,
-	    mon->skel->progs.bf_fork,
-	    mon->skel->progs.bf_exit,
+		mon->skel->progs.bf_exec,
+		mon->skel->progs.bf_fork,
+		mon->skel->progs.bf_exit,
 	};
 	size_t i;
 	int ret;
 
 	for (i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
-		ret =
-		    add_link(mon, bpf_program__attach(progs[i]), bpf_program__name(progs[i]), err);
+		ret = add_link(mon, bpf_program__attach(progs[i]), bpf_program__name(progs[i]),
+			       err);
 		if (ret)
 			return ret;
 	}
@@ -331,7 +332,7 @@ int bf_find_cgroup2_root(char *path, size_t size, struct bf_error *err)
 
 	if (!f)
 		return bf_error_set(err, -errno, "failed to open /proc/self/mountinfo: %s",
-		                    strerror(errno));
+				    strerror(errno));
 	while (fgets(line, sizeof(line), f)) {
 		const char *sep = strstr(line, " - ");
 
@@ -352,19 +353,19 @@ int bf_find_cgroup2_root(char *path, size_t size, struct bf_error *err)
 	fclose(f);
 	if (ret)
 		return bf_error_set(
-		    err, ret,
-		    "no cgroup v2 hierarchy is mounted (none in /proc/self/mountinfo); "
-		    "mount one, e.g. 'mount -t cgroup2 none /sys/fs/cgroup/unified'");
+			err, ret,
+			"no cgroup v2 hierarchy is mounted (none in /proc/self/mountinfo); "
+			"mount one, e.g. 'mount -t cgroup2 none /sys/fs/cgroup/unified'");
 	return 0;
 }
 
 int bf_monitor_attach_cgroup(struct bf_monitor *mon, const char *cgroup_path, struct bf_error *err)
 {
 	struct bpf_program *progs[] = {
-	    mon->skel->progs.bf_sock_create, mon->skel->progs.bf_sock_release,
-	    mon->skel->progs.bf_connect4,    mon->skel->progs.bf_connect6,
-	    mon->skel->progs.bf_sendmsg4,    mon->skel->progs.bf_sendmsg6,
-	    mon->skel->progs.bf_egress,      mon->skel->progs.bf_ingress,
+		mon->skel->progs.bf_sock_create, mon->skel->progs.bf_sock_release,
+		mon->skel->progs.bf_connect4,	 mon->skel->progs.bf_connect6,
+		mon->skel->progs.bf_sendmsg4,	 mon->skel->progs.bf_sendmsg6,
+		mon->skel->progs.bf_egress,	 mon->skel->progs.bf_ingress,
 	};
 	size_t i;
 	int ret;
@@ -372,7 +373,7 @@ int bf_monitor_attach_cgroup(struct bf_monitor *mon, const char *cgroup_path, st
 	if (cgroup_path) {
 		if (strlen(cgroup_path) >= sizeof(mon->cgroup_path))
 			return bf_error_set(err, -ENAMETOOLONG, "cgroup path too long: '%s'",
-			                    cgroup_path);
+					    cgroup_path);
 		strcpy(mon->cgroup_path, cgroup_path);
 	} else {
 		ret = bf_find_cgroup2_root(mon->cgroup_path, sizeof(mon->cgroup_path), err);
@@ -382,16 +383,16 @@ int bf_monitor_attach_cgroup(struct bf_monitor *mon, const char *cgroup_path, st
 	mon->cgroup_fd = open(mon->cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (mon->cgroup_fd < 0)
 		return bf_error_set(err, -errno, "failed to open cgroup '%s': %s", mon->cgroup_path,
-		                    strerror(errno));
+				    strerror(errno));
 
 	/* A cgroup link attaches in multi mode, next to other programs on the same hook. */
 	for (i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
 		char what[4400];
 
 		snprintf(what, sizeof(what), "%s to cgroup '%s'", bpf_program__name(progs[i]),
-		         mon->cgroup_path);
-		ret =
-		    add_link(mon, bpf_program__attach_cgroup(progs[i], mon->cgroup_fd), what, err);
+			 mon->cgroup_path);
+		ret = add_link(mon, bpf_program__attach_cgroup(progs[i], mon->cgroup_fd), what,
+			       err);
 		if (ret)
 			return ret;
 	}

@@ -32,7 +32,7 @@ int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table, st
 
 /* Writes every prefix of table, with its verdict under cfg, into the tries. */
 int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table,
-                        const struct bf_config *cfg, struct bf_error *err);
+			const struct bf_config *cfg, struct bf_error *err);
 
 /* Writes the executables, folders and process names of the watched applications. */
 int bf_monitor_fill_apps(struct bf_monitor *mon, const struct bf_config *cfg, struct bf_error *err);

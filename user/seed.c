@@ -24,7 +24,7 @@
 
 #include "../maps/proc.h"
 
-#define SEED_MAX_PROCS    65536
+#define SEED_MAX_PROCS	  65536
 #define SEED_MAX_ANCESTRY 64
 
 struct seed_proc {
@@ -134,14 +134,14 @@ static int compare_pid(const void *a, const void *b)
 
 static struct seed_proc *find_proc(struct seed_proc *procs, size_t n, __u32 pid)
 {
-	struct seed_proc key = {.pid = pid};
+	struct seed_proc key = { .pid = pid };
 
 	return bsearch(&key, procs, n, sizeof(*procs), compare_pid);
 }
 
 /* Reads every process of /proc (threads are not listed there) into a pid-sorted array. */
 static size_t list_processes(struct bf_monitor *mon, const struct bf_config *cfg,
-                             struct seed_proc *procs)
+			     struct seed_proc *procs)
 {
 	struct dirent *entry;
 	size_t n = 0;
@@ -178,7 +178,7 @@ int bf_monitor_seed_procs(struct bf_monitor *mon, const struct bf_config *cfg)
 	n = list_processes(mon, cfg, procs);
 
 	for (i = 0; i < n; i++) {
-		struct bf_proc_value value = {.flags = BF_PROC_SEEDED};
+		struct bf_proc_value value = { .flags = BF_PROC_SEEDED };
 		struct seed_proc *p = &procs[i];
 		int depth;
 

@@ -145,7 +145,7 @@ static json_object *build_destination(const struct row *r)
 	bf_country_format(r->country, country);
 	json_object_object_add(dest, "country", json_object_new_string(country));
 	json_object_object_add(dest, "verdict",
-	                       json_object_new_string(bf_verdict_name(r->verdict)));
+			       json_object_new_string(bf_verdict_name(r->verdict)));
 	add_counter_fields(dest, &r->all);
 	tcp = json_object_new_object();
 	add_counter_fields(tcp, &r->tcp);
@@ -169,7 +169,7 @@ static int compare_rows(const void *a, const void *b)
 
 /* Applications in config order, then other, then unattributed. */
 static json_object *build_apps(const struct bf_config *cfg, struct rows *rows,
-                               uint64_t *unattributed_bytes)
+			       uint64_t *unattributed_bytes)
 {
 	json_object *apps = json_object_new_array();
 	uint32_t ids[BF_MAX_APPS + 2];
@@ -186,7 +186,7 @@ static json_object *build_apps(const struct bf_config *cfg, struct rows *rows,
 		json_object *app = json_object_new_object(), *dests = json_object_new_array();
 
 		json_object_object_add(app, "app",
-		                       json_object_new_string(bf_app_name(cfg, ids[i])));
+				       json_object_new_string(bf_app_name(cfg, ids[i])));
 		for (j = 0; j < rows->n; j++) {
 			const struct row *r = &rows->items[j];
 
@@ -227,7 +227,7 @@ static json_object *build_geo(struct bf_monitor *mon, const struct bf_geo_table 
 		strcpy(text, "none");
 	json_object_object_add(geo, "source", json_object_new_string(text));
 	json_object_object_add(
-	    geo, "date", json_object_new_string(table->nsources ? table->sources[0].date : ""));
+		geo, "date", json_object_new_string(table->nsources ? table->sources[0].date : ""));
 	add_u64(geo, "prefixes_ipv4", mon->prefixes4);
 	add_u64(geo, "prefixes_ipv6", mon->prefixes6);
 	return geo;
@@ -245,11 +245,11 @@ static json_object *build_alert_counts(const struct bf_config *cfg, const struct
 
 		bf_country_format(c->country, country);
 		json_object_object_add(obj, "app",
-		                       json_object_new_string(bf_app_name(cfg, c->app)));
+				       json_object_new_string(bf_app_name(cfg, c->app)));
 		json_object_object_add(obj, "country", json_object_new_string(country));
 		json_object_object_add(
-		    obj, "rule",
-		    json_object_new_string(c->rule ? BF_RULE_UNKNOWN : BF_RULE_FOREIGN));
+			obj, "rule",
+			json_object_new_string(c->rule ? BF_RULE_UNKNOWN : BF_RULE_FOREIGN));
 		add_u64(obj, "count", c->count);
 		json_object_array_add(list, obj);
 	}
@@ -257,18 +257,18 @@ static json_object *build_alert_counts(const struct bf_config *cfg, const struct
 }
 
 json_object *bf_status_build(struct bf_monitor *mon, const struct bf_config *cfg,
-                             const struct bf_geo_table *table, const struct bf_alerts *alerts)
+			     const struct bf_geo_table *table, const struct bf_alerts *alerts)
 {
 	static const struct {
 		const char *name;
 		__u32 index;
 	} stats[] = {
-	    {"lost_events", BF_STAT_EVENTS_LOST},
-	    {"flows_untracked", BF_STAT_FLOWS_FULL},
-	    {"totals_full", BF_STAT_TOTALS_FULL},
-	    {"overflow_bytes", BF_STAT_OVERFLOW_BYTES},
-	    {"unparsed_packets", BF_STAT_UNPARSED_PACKETS},
-	    {"procs_full", BF_STAT_PROCS_FULL},
+		{ "lost_events", BF_STAT_EVENTS_LOST },
+		{ "flows_untracked", BF_STAT_FLOWS_FULL },
+		{ "totals_full", BF_STAT_TOTALS_FULL },
+		{ "overflow_bytes", BF_STAT_OVERFLOW_BYTES },
+		{ "unparsed_packets", BF_STAT_UNPARSED_PACKETS },
+		{ "procs_full", BF_STAT_PROCS_FULL },
 	};
 	struct rows rows = {};
 	uint64_t unattributed = 0, value;

@@ -49,25 +49,25 @@ static bool in_ci(void)
 }
 
 static void add_geo4(struct borderflow_bpf *skel, const char *net, unsigned int len, const char *cc,
-                     uint8_t verdict)
+		     uint8_t verdict)
 {
-	struct bf_geo4_key key = {.prefixlen = len};
-	struct bf_geo_value value = {.country = BF_CC(cc[0], cc[1]), .verdict = verdict};
+	struct bf_geo4_key key = { .prefixlen = len };
+	struct bf_geo_value value = { .country = BF_CC(cc[0], cc[1]), .verdict = verdict };
 
 	assert_int_equal(inet_pton(AF_INET, net, key.addr), 1);
 	assert_int_equal(bpf_map_update_elem(bpf_map__fd(skel->maps.geo4), &key, &value, BPF_ANY),
-	                 0);
+			 0);
 }
 
 static void add_geo6(struct borderflow_bpf *skel, const char *net, unsigned int len, const char *cc,
-                     uint8_t verdict)
+		     uint8_t verdict)
 {
-	struct bf_geo6_key key = {.prefixlen = len};
-	struct bf_geo_value value = {.country = BF_CC(cc[0], cc[1]), .verdict = verdict};
+	struct bf_geo6_key key = { .prefixlen = len };
+	struct bf_geo_value value = { .country = BF_CC(cc[0], cc[1]), .verdict = verdict };
 
 	assert_int_equal(inet_pton(AF_INET6, net, key.addr), 1);
 	assert_int_equal(bpf_map_update_elem(bpf_map__fd(skel->maps.geo6), &key, &value, BPF_ANY),
-	                 0);
+			 0);
 }
 
 static int setup(void **state)
@@ -123,7 +123,7 @@ static struct borderflow_bpf *need_skel(void **state)
 
 /* Builds Ethernet + IPv4 + TCP (with options up to tcp_bytes) + payload into buf. */
 static size_t build_tcp4(uint8_t *buf, const char *src, const char *dst, size_t tcp_bytes,
-                         size_t payload)
+			 size_t payload)
 {
 	struct ethhdr *eth = (struct ethhdr *)buf;
 	struct iphdr *ip = (struct iphdr *)(eth + 1);
@@ -170,9 +170,9 @@ static size_t build_udp6(uint8_t *buf, const char *src, const char *dst, size_t 
 /* Runs prog once on the packet, with gso_segs set when non-zero. */
 static void run_packet(struct bpf_program *prog, uint8_t *packet, size_t len, uint32_t gso_segs)
 {
-	struct __sk_buff ctx = {.gso_segs = gso_segs, .gso_size = gso_segs ? 1000 : 0};
+	struct __sk_buff ctx = { .gso_segs = gso_segs, .gso_size = gso_segs ? 1000 : 0 };
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet, .data_size_in = len, .ctx_in = &ctx,
-	            .ctx_size_in = sizeof(ctx));
+		    .ctx_size_in = sizeof(ctx));
 	int ret = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts);
 
 	assert_int_equal(ret, 0);
@@ -181,13 +181,13 @@ static void run_packet(struct bpf_program *prog, uint8_t *packet, size_t len, ui
 
 /* Sums the per-CPU totals of the unattributed row for country, verdict and proto. */
 static struct bf_total_value read_total(struct borderflow_bpf *skel, const char *cc,
-                                        uint8_t verdict, uint8_t proto)
+					uint8_t verdict, uint8_t proto)
 {
 	struct bf_total_key key = {
-	    .app = BF_APP_UNATTRIBUTED,
-	    .country = cc ? BF_CC(cc[0], cc[1]) : BF_CC_NONE,
-	    .verdict = verdict,
-	    .proto = proto,
+		.app = BF_APP_UNATTRIBUTED,
+		.country = cc ? BF_CC(cc[0], cc[1]) : BF_CC_NONE,
+		.verdict = verdict,
+		.proto = proto,
 	};
 	int ncpus = libbpf_num_possible_cpus();
 	struct bf_total_value *values = calloc(ncpus, sizeof(*values)), sum = {};
@@ -352,15 +352,15 @@ static void test_non_ip_counted_as_unparsed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_egress_tcp4_counted_by_destination),
-	    cmocka_unit_test(test_ingress_tcp4_counted_by_source),
-	    cmocka_unit_test(test_gso_counts_segments_and_headers),
-	    cmocka_unit_test(test_ingress_udp6_counted_by_source),
-	    cmocka_unit_test(test_address_outside_data_is_unknown),
-	    cmocka_unit_test(test_local_prefix_gives_local),
-	    cmocka_unit_test(test_later_fragment_counted_without_ports),
-	    cmocka_unit_test(test_truncated_tcp_header_counted_as_unparsed),
-	    cmocka_unit_test(test_non_ip_counted_as_unparsed),
+		cmocka_unit_test(test_egress_tcp4_counted_by_destination),
+		cmocka_unit_test(test_ingress_tcp4_counted_by_source),
+		cmocka_unit_test(test_gso_counts_segments_and_headers),
+		cmocka_unit_test(test_ingress_udp6_counted_by_source),
+		cmocka_unit_test(test_address_outside_data_is_unknown),
+		cmocka_unit_test(test_local_prefix_gives_local),
+		cmocka_unit_test(test_later_fragment_counted_without_ports),
+		cmocka_unit_test(test_truncated_tcp_header_counted_as_unparsed),
+		cmocka_unit_test(test_non_ip_counted_as_unparsed),
 	};
 
 	return cmocka_run_group_tests_name("bpf_skb", tests, setup, teardown);

@@ -85,7 +85,7 @@ static void assert_is_defaults(const struct bf_config *cfg)
 
 /* Prints the config text, the message and what is wrong with them, and fails the test. */
 static void fail_case(const char *text, const char *msg, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 static void fail_case(const char *text, const char *msg, const char *fmt, ...)
 {
@@ -173,37 +173,37 @@ static void test_load_empty_file(void **state)
 }
 
 static const char full_config[] =
-    "; borderflow test config\n"
-    "# a comment in the other style\n"
-    "[policy]\n"
-    "approved = mo HK CN          ; space-separated ISO 3166-1 alpha-2 codes\n"
-    "unknown = ignore           ; alert | ignore\n"
-    "\n"
-    "[geo]\n"
-    "data = /data/geoip /data/geoip6 ; replaces the default list\n"
-    "override = /etc/borderflow/override.csv /etc/borderflow/more.csv   ; CIDR,CC\n"
-    "\n"
-    "[app dingtalk]            ; one section per watched application\n"
-    "path = /opt/apps/com.alibabainc.dingtalk/ /usr/bin/dingtalk ; executables\n"
-    "comm = com.alibabainc. dingtalk    ; process name, a last resort\n"
-    "\n"
-    "[app browser_2-x]\n"
-    "comm = firefox-esr\n"
-    "\n"
-    "[alerts]\n"
-    "file = /var/log/bf/alerts.jsonl\n"
-    "repeat = 90s              ; one alert per destination per interval\n"
-    "\n"
-    "[metrics]\n"
-    "listen = [::1]:9100\n"
-    "\n"
-    "[history]\n"
-    "dir = /srv/borderflow/history\n"
-    "retention = 365d\n"
-    "\n"
-    "[daemon]\n"
-    "socket = /run/bf/bf.sock\n"
-    "pin = /sys/fs/bpf/bf\n";
+	"; borderflow test config\n"
+	"# a comment in the other style\n"
+	"[policy]\n"
+	"approved = mo HK CN          ; space-separated ISO 3166-1 alpha-2 codes\n"
+	"unknown = ignore           ; alert | ignore\n"
+	"\n"
+	"[geo]\n"
+	"data = /data/geoip /data/geoip6 ; replaces the default list\n"
+	"override = /etc/borderflow/override.csv /etc/borderflow/more.csv   ; CIDR,CC\n"
+	"\n"
+	"[app dingtalk]            ; one section per watched application\n"
+	"path = /opt/apps/com.alibabainc.dingtalk/ /usr/bin/dingtalk ; executables\n"
+	"comm = com.alibabainc. dingtalk    ; process name, a last resort\n"
+	"\n"
+	"[app browser_2-x]\n"
+	"comm = firefox-esr\n"
+	"\n"
+	"[alerts]\n"
+	"file = /var/log/bf/alerts.jsonl\n"
+	"repeat = 90s              ; one alert per destination per interval\n"
+	"\n"
+	"[metrics]\n"
+	"listen = [::1]:9100\n"
+	"\n"
+	"[history]\n"
+	"dir = /srv/borderflow/history\n"
+	"retention = 365d\n"
+	"\n"
+	"[daemon]\n"
+	"socket = /run/bf/bf.sock\n"
+	"pin = /sys/fs/bpf/bf\n";
 
 static void test_load_full_file(void **state)
 {
@@ -273,15 +273,15 @@ static void test_inline_comments_stripped(void **state)
 	for (pass = 0; pass < 2; pass++) {
 		ini_allow_inline_comments = pass == 0;
 		assert_int_equal(
-		    load_text("[policy]\n"
-		              "approved = MO HK\t; tab before the comment\n"
-		              "unknown = alert ; comment ; more\n"
-		              "[alerts]\n"
-		              "file = ; nothing but a comment\n"
-		              "[metrics]\n"
-		              "listen = 127.0.0.1:9782 ;comment without a space after ';'\n",
-		              &cfg, &err),
-		    0);
+			load_text("[policy]\n"
+				  "approved = MO HK\t; tab before the comment\n"
+				  "unknown = alert ; comment ; more\n"
+				  "[alerts]\n"
+				  "file = ; nothing but a comment\n"
+				  "[metrics]\n"
+				  "listen = 127.0.0.1:9782 ;comment without a space after ';'\n",
+				  &cfg, &err),
+			0);
 		assert_int_equal(cfg.napproved, 2);
 		assert_true(cfg.unknown_alert);
 		assert_string_equal(cfg.alerts_file, "");
@@ -303,13 +303,13 @@ static void test_indented_keys_crlf_bom(void **state)
 	struct bf_error err;
 
 	assert_int_equal(load_text("\xef\xbb\xbf[policy]\r\n"
-	                           "  approved = CN\r\n"
-	                           "\tunknown = ignore\r\n"
-	                           "   ; indented comment\r\n"
-	                           "  [history]\r\n"
-	                           "    retention = 1h\r\n",
-	                           &cfg, &err),
-	                 0);
+				   "  approved = CN\r\n"
+				   "\tunknown = ignore\r\n"
+				   "   ; indented comment\r\n"
+				   "  [history]\r\n"
+				   "    retention = 1h\r\n",
+				   &cfg, &err),
+			 0);
 	assert_int_equal(cfg.napproved, 1);
 	assert_int_equal(cfg.approved[0], BF_CC('C', 'N'));
 	assert_false(cfg.unknown_alert);
@@ -324,7 +324,7 @@ static void test_unset_keys_keep_defaults(void **state)
 	struct bf_error err;
 
 	assert_int_equal(load_text("[alerts]\nrepeat = 1m\n[geo]\noverride = /o.csv\n", &cfg, &err),
-	                 0);
+			 0);
 	assert_int_equal(cfg.alerts_repeat_s, 60);
 	assert_string_equal(cfg.alerts_file, "/var/log/borderflow/alerts.jsonl");
 	assert_int_equal(cfg.ngeo_data, 2);
@@ -365,7 +365,7 @@ static void test_approved_limit(void **state)
 	used += (size_t)snprintf(text, sizeof(text), "[policy]\napproved =");
 	for (i = 0; i < BF_CONFIG_MAX_APPROVED; i++)
 		used += (size_t)snprintf(text + used, sizeof(text) - used, " %c%c", 'K' + i / 26,
-		                         'A' + i % 26);
+					 'A' + i % 26);
 	assert_int_equal(load_text(text, &cfg, &err), 0);
 	assert_int_equal(cfg.napproved, BF_CONFIG_MAX_APPROVED);
 	assert_int_equal(cfg.approved[0], BF_CC('K', 'A'));
@@ -382,9 +382,9 @@ static void test_app_sections_replace_default(void **state)
 	struct bf_error err;
 
 	assert_int_equal(load_text("[app chat]\npath = /opt/chat/bin/chat\n"
-	                           "[app mail]\ncomm = mail\n",
-	                           &cfg, &err),
-	                 0);
+				   "[app mail]\ncomm = mail\n",
+				   &cfg, &err),
+			 0);
 	assert_int_equal(cfg.napps, 2);
 	assert_string_equal(cfg.apps[0].name, "chat");
 	assert_int_equal(cfg.apps[0].npaths, 1);
@@ -406,7 +406,7 @@ static void test_app_limits(void **state)
 
 	for (i = 0; i < BF_MAX_APPS; i++)
 		used += (size_t)snprintf(text + used, sizeof(text) - used,
-		                         "[app a%u]\ncomm = c%u\n", i, i);
+					 "[app a%u]\ncomm = c%u\n", i, i);
 	assert_int_equal(load_text(text, &cfg, &err), 0);
 	assert_int_equal(cfg.napps, BF_MAX_APPS);
 	assert_string_equal(cfg.apps[BF_MAX_APPS - 1].name, "a63");
@@ -439,7 +439,7 @@ static void test_comm_length(void **state)
 	bf_config_free(&cfg);
 
 	assert_rejected("[app x]\ncomm = ok com.alibabainc.dingtalk\n", 2,
-	                "com.alibabainc.dingtalk", "so use 'com.alibabainc.'");
+			"com.alibabainc.dingtalk", "so use 'com.alibabainc.'");
 }
 
 static void test_list_limits(void **state)
@@ -480,86 +480,89 @@ struct rejected_case {
 };
 
 static const struct rejected_case rejected_cases[] = {
-    /* structure */
-    {"[polcy]\n", 1, "[polcy]", "[policy], [geo], [app NAME]"},
-    {"[policy]\napprove = MO\n", 2, "approve", "approved, unknown"},
-    {"[geo]\nfile = /x\n", 2, "file", "data, override"},
-    {"[app x]\ncomm = x\npid = 1\n", 3, "pid", "path, comm"},
-    {"approved = MO\n[policy]\n", 1, "approved", "section header"},
-    {"[policy]\napproved = MO\nunknown = alert\napproved = HK\n", 4, "approved", "first at line 2"},
-    {"[policy]\napproved = MO\n[geo]\ndata = /a\n[policy]\nunknown = alert\n", 5, "[policy]",
-     "first at line 1"},
-    {"[app x]\ncomm = x\n[app y]\ncomm = y\n[app x]\ncomm = z\n", 5, "[app x]", "first at line 1"},
-    {"[policy\n", 1, "[policy", "']'"},
-    {"[policy] approved = MO\n", 1, "[policy] approved = MO", "after section header"},
-    {"[policy]\nhello\n", 2, "hello", "key = value"},
-    {"[geo]\ndata = /a\n  /b\n", 3, "/b", "key = value"},
-    /* [policy] */
-    {"[policy]\napproved =\n", 2, "", "such as MO HK"},
-    {"[policy]\napproved = ; only a comment\n", 2, "", "such as MO HK"},
-    {"[policy]\napproved = MO M0\n", 2, "M0", "two letters"},
-    {"[policy]\napproved = MAC\n", 2, "MAC", "two letters"},
-    {"[policy]\napproved = M\n", 2, "M", "two letters"},
-    {"[policy]\napproved = MO HK mo\n", 2, "mo", "each code once"},
-    {"[policy]\napproved = none MO\n", 2, "none MO", "'none' alone"},
-    {"[policy]\napproved = MO none\n", 2, "MO none", "'none' alone"},
-    {"[policy]\napproved = MO EU\n", 2, "EU", "not a country"},
-    {"[policy]\napproved = ZZ\n", 2, "ZZ", "not a country"},
-    {"[policy]\nunknown = maybe\n", 2, "maybe", "alert or ignore"},
-    {"[policy]\nunknown = ALERT\n", 2, "ALERT", "alert or ignore"},
-    {"[policy]\nunknown =\n", 2, "", "alert or ignore"},
-    /* [geo] */
-    {"[geo]\ndata =\n", 2, "", "absolute paths"},
-    {"[geo]\ndata = /a geoip6\n", 2, "geoip6", "start with '/'"},
-    {"[geo]\noverride = override.csv\n", 2, "override.csv", "start with '/'"},
-    /* [app NAME] */
-    {"[app]\ncomm = x\n", 1, "[app]", "[app NAME]"},
-    {"[app Ding]\ncomm = x\n", 1, "Ding", "a-z, 0-9, '_' and '-'"},
-    {"[app ding.talk]\ncomm = x\n", 1, "ding.talk", "a-z, 0-9, '_' and '-'"},
-    {"[app  ding]\ncomm = x\n", 1, " ding", "a-z, 0-9, '_' and '-'"},
-    {"[app other]\ncomm = x\n", 1, "other", "reserved"},
-    {"[app unattributed]\ncomm = x\n", 1, "unattributed", "reserved"},
-    {"[app x]\n\n[policy]\nunknown = alert\n", 1, "[app x]", "'path' nor 'comm'"},
-    {"[policy]\nunknown = alert\n[app last]\n", 3, "[app last]", "'path' nor 'comm'"},
-    {"[app x]\npath = opt/x/\n", 2, "opt/x/", "start with '/'"},
-    {"[app x]\npath =\n", 2, "", "absolute paths"},
-    {"[app x]\ncomm =\n", 2, "", "1 to 15 bytes"},
-    {"[app x]\npath = /opt/x/ /opt/x/\n", 2, "/opt/x/", "also in [app x]"},
-    {"[app x]\npath = /opt/x/\n[app y]\npath = /opt/y/ /opt/x/\n", 4, "/opt/x/", "also in [app x]"},
-    {"[app x]\ncomm = a b a\n", 2, "a", "also in [app x]"},
-    {"[app x]\ncomm = chat\n[app y]\ncomm = mail chat\n", 4, "chat", "also in [app x]"},
-    /* [alerts] */
-    {"[alerts]\nfile = alerts.jsonl\n", 2, "alerts.jsonl", "starts with '/'"},
-    {"[alerts]\nrepeat = 0s\n", 2, "0s", "1s to 7d"},
-    {"[alerts]\nrepeat = 8d\n", 2, "8d", "1s to 7d"},
-    {"[alerts]\nrepeat = 10\n", 2, "10", "s, m, h or d"},
-    {"[alerts]\nrepeat = 10x\n", 2, "10x", "s, m, h or d"},
-    {"[alerts]\nrepeat = 10 m\n", 2, "10 m", "s, m, h or d"},
-    {"[alerts]\nrepeat = 99999999999999999999s\n", 2, "99999999999999999999s", "1s to 7d"},
-    {"[alerts]\nrepeat =\n", 2, "", "1s to 7d"},
-    /* [metrics] */
-    {"[metrics]\nlisten = localhost:9782\n", 2, "localhost:9782", "numeric"},
-    {"[metrics]\nlisten = 127.0.0.1\n", 2, "127.0.0.1", "address:port"},
-    {"[metrics]\nlisten = 127.0.0.1:0\n", 2, "127.0.0.1:0", "1 to 65535"},
-    {"[metrics]\nlisten = 127.0.0.1:65536\n", 2, "127.0.0.1:65536", "1 to 65535"},
-    {"[metrics]\nlisten = 127.0.0.1:+80\n", 2, "127.0.0.1:+80", "1 to 65535"},
-    {"[metrics]\nlisten = 127.0.0.1:\n", 2, "127.0.0.1:", "1 to 65535"},
-    {"[metrics]\nlisten = ::1:9782\n", 2, "::1:9782", "in brackets"},
-    {"[metrics]\nlisten = [::1]9782\n", 2, "[::1]9782", "[address]:port"},
-    {"[metrics]\nlisten = [::1:9782\n", 2, "[::1:9782", "[address]:port"},
-    {"[metrics]\nlisten = [127.0.0.1]:9782\n", 2, "[127.0.0.1]:9782", "numeric"},
-    {"[metrics]\nlisten = 300.0.0.1:9782\n", 2, "300.0.0.1:9782", "numeric"},
-    {"[metrics]\nlisten =\n", 2, "", "address:port"},
-    /* [history] */
-    {"[history]\ndir = var/lib\n", 2, "var/lib", "starts with '/'"},
-    {"[history]\ndir =\n", 2, "", "absolute path"},
-    {"[history]\nretention = 59m\n", 2, "59m", "1h to 3650d"},
-    {"[history]\nretention = 3651d\n", 2, "3651d", "1h to 3650d"},
-    {"[history]\nretention = 30days\n", 2, "30days", "1h to 3650d"},
-    /* [daemon] */
-    {"[daemon]\nsocket = run/bf.sock\n", 2, "run/bf.sock", "starts with '/'"},
-    {"[daemon]\npin = bpf\n", 2, "bpf", "starts with '/'"},
-    {"[daemon]\npin =\n", 2, "", "absolute path"},
+	/* structure */
+	{ "[polcy]\n", 1, "[polcy]", "[policy], [geo], [app NAME]" },
+	{ "[policy]\napprove = MO\n", 2, "approve", "approved, unknown" },
+	{ "[geo]\nfile = /x\n", 2, "file", "data, override" },
+	{ "[app x]\ncomm = x\npid = 1\n", 3, "pid", "path, comm" },
+	{ "approved = MO\n[policy]\n", 1, "approved", "section header" },
+	{ "[policy]\napproved = MO\nunknown = alert\napproved = HK\n", 4, "approved",
+	  "first at line 2" },
+	{ "[policy]\napproved = MO\n[geo]\ndata = /a\n[policy]\nunknown = alert\n", 5, "[policy]",
+	  "first at line 1" },
+	{ "[app x]\ncomm = x\n[app y]\ncomm = y\n[app x]\ncomm = z\n", 5, "[app x]",
+	  "first at line 1" },
+	{ "[policy\n", 1, "[policy", "']'" },
+	{ "[policy] approved = MO\n", 1, "[policy] approved = MO", "after section header" },
+	{ "[policy]\nhello\n", 2, "hello", "key = value" },
+	{ "[geo]\ndata = /a\n  /b\n", 3, "/b", "key = value" },
+	/* [policy] */
+	{ "[policy]\napproved =\n", 2, "", "such as MO HK" },
+	{ "[policy]\napproved = ; only a comment\n", 2, "", "such as MO HK" },
+	{ "[policy]\napproved = MO M0\n", 2, "M0", "two letters" },
+	{ "[policy]\napproved = MAC\n", 2, "MAC", "two letters" },
+	{ "[policy]\napproved = M\n", 2, "M", "two letters" },
+	{ "[policy]\napproved = MO HK mo\n", 2, "mo", "each code once" },
+	{ "[policy]\napproved = none MO\n", 2, "none MO", "'none' alone" },
+	{ "[policy]\napproved = MO none\n", 2, "MO none", "'none' alone" },
+	{ "[policy]\napproved = MO EU\n", 2, "EU", "not a country" },
+	{ "[policy]\napproved = ZZ\n", 2, "ZZ", "not a country" },
+	{ "[policy]\nunknown = maybe\n", 2, "maybe", "alert or ignore" },
+	{ "[policy]\nunknown = ALERT\n", 2, "ALERT", "alert or ignore" },
+	{ "[policy]\nunknown =\n", 2, "", "alert or ignore" },
+	/* [geo] */
+	{ "[geo]\ndata =\n", 2, "", "absolute paths" },
+	{ "[geo]\ndata = /a geoip6\n", 2, "geoip6", "start with '/'" },
+	{ "[geo]\noverride = override.csv\n", 2, "override.csv", "start with '/'" },
+	/* [app NAME] */
+	{ "[app]\ncomm = x\n", 1, "[app]", "[app NAME]" },
+	{ "[app Ding]\ncomm = x\n", 1, "Ding", "a-z, 0-9, '_' and '-'" },
+	{ "[app ding.talk]\ncomm = x\n", 1, "ding.talk", "a-z, 0-9, '_' and '-'" },
+	{ "[app  ding]\ncomm = x\n", 1, " ding", "a-z, 0-9, '_' and '-'" },
+	{ "[app other]\ncomm = x\n", 1, "other", "reserved" },
+	{ "[app unattributed]\ncomm = x\n", 1, "unattributed", "reserved" },
+	{ "[app x]\n\n[policy]\nunknown = alert\n", 1, "[app x]", "'path' nor 'comm'" },
+	{ "[policy]\nunknown = alert\n[app last]\n", 3, "[app last]", "'path' nor 'comm'" },
+	{ "[app x]\npath = opt/x/\n", 2, "opt/x/", "start with '/'" },
+	{ "[app x]\npath =\n", 2, "", "absolute paths" },
+	{ "[app x]\ncomm =\n", 2, "", "1 to 15 bytes" },
+	{ "[app x]\npath = /opt/x/ /opt/x/\n", 2, "/opt/x/", "also in [app x]" },
+	{ "[app x]\npath = /opt/x/\n[app y]\npath = /opt/y/ /opt/x/\n", 4, "/opt/x/",
+	  "also in [app x]" },
+	{ "[app x]\ncomm = a b a\n", 2, "a", "also in [app x]" },
+	{ "[app x]\ncomm = chat\n[app y]\ncomm = mail chat\n", 4, "chat", "also in [app x]" },
+	/* [alerts] */
+	{ "[alerts]\nfile = alerts.jsonl\n", 2, "alerts.jsonl", "starts with '/'" },
+	{ "[alerts]\nrepeat = 0s\n", 2, "0s", "1s to 7d" },
+	{ "[alerts]\nrepeat = 8d\n", 2, "8d", "1s to 7d" },
+	{ "[alerts]\nrepeat = 10\n", 2, "10", "s, m, h or d" },
+	{ "[alerts]\nrepeat = 10x\n", 2, "10x", "s, m, h or d" },
+	{ "[alerts]\nrepeat = 10 m\n", 2, "10 m", "s, m, h or d" },
+	{ "[alerts]\nrepeat = 99999999999999999999s\n", 2, "99999999999999999999s", "1s to 7d" },
+	{ "[alerts]\nrepeat =\n", 2, "", "1s to 7d" },
+	/* [metrics] */
+	{ "[metrics]\nlisten = localhost:9782\n", 2, "localhost:9782", "numeric" },
+	{ "[metrics]\nlisten = 127.0.0.1\n", 2, "127.0.0.1", "address:port" },
+	{ "[metrics]\nlisten = 127.0.0.1:0\n", 2, "127.0.0.1:0", "1 to 65535" },
+	{ "[metrics]\nlisten = 127.0.0.1:65536\n", 2, "127.0.0.1:65536", "1 to 65535" },
+	{ "[metrics]\nlisten = 127.0.0.1:+80\n", 2, "127.0.0.1:+80", "1 to 65535" },
+	{ "[metrics]\nlisten = 127.0.0.1:\n", 2, "127.0.0.1:", "1 to 65535" },
+	{ "[metrics]\nlisten = ::1:9782\n", 2, "::1:9782", "in brackets" },
+	{ "[metrics]\nlisten = [::1]9782\n", 2, "[::1]9782", "[address]:port" },
+	{ "[metrics]\nlisten = [::1:9782\n", 2, "[::1:9782", "[address]:port" },
+	{ "[metrics]\nlisten = [127.0.0.1]:9782\n", 2, "[127.0.0.1]:9782", "numeric" },
+	{ "[metrics]\nlisten = 300.0.0.1:9782\n", 2, "300.0.0.1:9782", "numeric" },
+	{ "[metrics]\nlisten =\n", 2, "", "address:port" },
+	/* [history] */
+	{ "[history]\ndir = var/lib\n", 2, "var/lib", "starts with '/'" },
+	{ "[history]\ndir =\n", 2, "", "absolute path" },
+	{ "[history]\nretention = 59m\n", 2, "59m", "1h to 3650d" },
+	{ "[history]\nretention = 3651d\n", 2, "3651d", "1h to 3650d" },
+	{ "[history]\nretention = 30days\n", 2, "30days", "1h to 3650d" },
+	/* [daemon] */
+	{ "[daemon]\nsocket = run/bf.sock\n", 2, "run/bf.sock", "starts with '/'" },
+	{ "[daemon]\npin = bpf\n", 2, "bpf", "starts with '/'" },
+	{ "[daemon]\npin =\n", 2, "", "absolute path" },
 };
 
 static void test_invalid_values_rejected(void **state)
@@ -702,8 +705,8 @@ static void test_reload_after_free(void **state)
 static void test_listen_forms(void **state)
 {
 	static const char *const valid[] = {
-	    "127.0.0.1:9782", "0.0.0.0:1",         "192.0.2.10:65535",        "[::1]:9782",
-	    "[::]:80",        "[2001:db8::1]:443", "[::ffff:192.0.2.1]:9782",
+		"127.0.0.1:9782", "0.0.0.0:1",	       "192.0.2.10:65535",	  "[::1]:9782",
+		"[::]:80",	  "[2001:db8::1]:443", "[::ffff:192.0.2.1]:9782",
 	};
 	char text[128];
 	struct bf_config cfg;
@@ -725,13 +728,13 @@ static void test_duration_valid(void **state)
 		const char *text;
 		uint64_t seconds;
 	} cases[] = {
-	    {"1s", 1},
-	    {"10m", 600},
-	    {"2h", 7200},
-	    {"30d", 30 * 86400ULL},
-	    {"007s", 7},
-	    {"18446744073709551615s", UINT64_MAX},
-	    {"213503982334601d", 213503982334601ULL * 86400},
+		{ "1s", 1 },
+		{ "10m", 600 },
+		{ "2h", 7200 },
+		{ "30d", 30 * 86400ULL },
+		{ "007s", 7 },
+		{ "18446744073709551615s", UINT64_MAX },
+		{ "213503982334601d", 213503982334601ULL * 86400 },
 	};
 	uint64_t seconds;
 	size_t i;
@@ -746,26 +749,26 @@ static void test_duration_valid(void **state)
 static void test_duration_invalid(void **state)
 {
 	static const char *const cases[] = {
-	    "",
-	    "0s",
-	    "0",
-	    "00m",
-	    "10",
-	    "m",
-	    "10x",
-	    "10M",
-	    "10mm",
-	    "-1s",
-	    "+1s",
-	    " 1s",
-	    "1s ",
-	    "1.5h",
-	    "1e3s",
-	    "18446744073709551616s", /* overflows while reading digits, to 0 */
-	    "18446744073709551617s", /* overflows while reading digits, to 1 */
-	    "99999999999999999999s",
-	    "213503982334602d",    /* overflows in the unit multiplication */
-	    "307445734561825861m", /* UINT64_MAX / 60 + 1 */
+		"",
+		"0s",
+		"0",
+		"00m",
+		"10",
+		"m",
+		"10x",
+		"10M",
+		"10mm",
+		"-1s",
+		"+1s",
+		" 1s",
+		"1s ",
+		"1.5h",
+		"1e3s",
+		"18446744073709551616s", /* overflows while reading digits, to 0 */
+		"18446744073709551617s", /* overflows while reading digits, to 1 */
+		"99999999999999999999s",
+		"213503982334602d",    /* overflows in the unit multiplication */
+		"307445734561825861m", /* UINT64_MAX / 60 + 1 */
 	};
 	uint64_t seconds = 42;
 	size_t i;
@@ -858,7 +861,9 @@ static void test_verdict_default_policy(void **state)
 
 static void test_verdict_pseudo_countries(void **state)
 {
-	static const char *const pseudo[] = {"EU", "AP", "A1", "A2", "A3", "O1", "ZZ", "XX", "??"};
+	static const char *const pseudo[] = {
+		"EU", "AP", "A1", "A2", "A3", "O1", "ZZ", "XX", "??"
+	};
 	struct bf_config cfg;
 	size_t i;
 
@@ -897,37 +902,37 @@ static void test_verdict_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults_values),
-	    cmocka_unit_test(test_load_empty_file),
-	    cmocka_unit_test(test_load_full_file),
-	    cmocka_unit_test(test_load_restores_inih_options),
-	    cmocka_unit_test(test_inline_comments_stripped),
-	    cmocka_unit_test(test_semicolon_inside_value),
-	    cmocka_unit_test(test_indented_keys_crlf_bom),
-	    cmocka_unit_test(test_unset_keys_keep_defaults),
-	    cmocka_unit_test(test_approved_none_and_case),
-	    cmocka_unit_test(test_approved_limit),
-	    cmocka_unit_test(test_app_sections_replace_default),
-	    cmocka_unit_test(test_app_limits),
-	    cmocka_unit_test(test_comm_length),
-	    cmocka_unit_test(test_list_limits),
-	    cmocka_unit_test(test_invalid_values_rejected),
-	    cmocka_unit_test(test_error_resets_to_defaults),
-	    cmocka_unit_test(test_value_too_long_for_field),
-	    cmocka_unit_test(test_line_too_long),
-	    cmocka_unit_test(test_nul_byte_rejected),
-	    cmocka_unit_test(test_missing_file),
-	    cmocka_unit_test(test_not_regular_file),
-	    cmocka_unit_test(test_file_too_large),
-	    cmocka_unit_test(test_reload_after_free),
-	    cmocka_unit_test(test_listen_forms),
-	    cmocka_unit_test(test_packaged_file_matches_defaults),
-	    cmocka_unit_test(test_duration_valid),
-	    cmocka_unit_test(test_duration_invalid),
-	    cmocka_unit_test(test_verdict_default_policy),
-	    cmocka_unit_test(test_verdict_pseudo_countries),
-	    cmocka_unit_test(test_verdict_approved_none),
-	    cmocka_unit_test(test_verdict_names),
+		cmocka_unit_test(test_defaults_values),
+		cmocka_unit_test(test_load_empty_file),
+		cmocka_unit_test(test_load_full_file),
+		cmocka_unit_test(test_load_restores_inih_options),
+		cmocka_unit_test(test_inline_comments_stripped),
+		cmocka_unit_test(test_semicolon_inside_value),
+		cmocka_unit_test(test_indented_keys_crlf_bom),
+		cmocka_unit_test(test_unset_keys_keep_defaults),
+		cmocka_unit_test(test_approved_none_and_case),
+		cmocka_unit_test(test_approved_limit),
+		cmocka_unit_test(test_app_sections_replace_default),
+		cmocka_unit_test(test_app_limits),
+		cmocka_unit_test(test_comm_length),
+		cmocka_unit_test(test_list_limits),
+		cmocka_unit_test(test_invalid_values_rejected),
+		cmocka_unit_test(test_error_resets_to_defaults),
+		cmocka_unit_test(test_value_too_long_for_field),
+		cmocka_unit_test(test_line_too_long),
+		cmocka_unit_test(test_nul_byte_rejected),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_not_regular_file),
+		cmocka_unit_test(test_file_too_large),
+		cmocka_unit_test(test_reload_after_free),
+		cmocka_unit_test(test_listen_forms),
+		cmocka_unit_test(test_packaged_file_matches_defaults),
+		cmocka_unit_test(test_duration_valid),
+		cmocka_unit_test(test_duration_invalid),
+		cmocka_unit_test(test_verdict_default_policy),
+		cmocka_unit_test(test_verdict_pseudo_countries),
+		cmocka_unit_test(test_verdict_approved_none),
+		cmocka_unit_test(test_verdict_names),
 	};
 
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);

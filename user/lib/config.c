@@ -33,14 +33,14 @@
 
 #include "config.h"
 
-#define CONFIG_MAX_FILE_BYTES   (1024 * 1024)
-#define CONFIG_MAX_LINE         16384 /* bytes of one line, including the NUL */
-#define CONFIG_MAX_PATH         4096  /* bytes of one path, including the NUL */
-#define CONFIG_MAX_COMM         15    /* TASK_COMM_LEN - 1 */
+#define CONFIG_MAX_FILE_BYTES	(1024 * 1024)
+#define CONFIG_MAX_LINE		16384 /* bytes of one line, including the NUL */
+#define CONFIG_MAX_PATH		4096  /* bytes of one path, including the NUL */
+#define CONFIG_MAX_COMM		15    /* TASK_COMM_LEN - 1 */
 #define CONFIG_MAX_SECTION_KEYS 8
 
-#define REPEAT_MIN_S    1ULL
-#define REPEAT_MAX_S    (7 * 86400ULL)
+#define REPEAT_MIN_S	1ULL
+#define REPEAT_MAX_S	(7 * 86400ULL)
 #define RETENTION_MIN_S 3600ULL
 #define RETENTION_MAX_S (3650 * 86400ULL)
 
@@ -54,8 +54,8 @@ static char default_app_path[] = "/opt/apps/com.alibabainc.dingtalk/";
 
 /* Two-letter codes that registries use for something that is not a country. */
 static const uint16_t pseudo_countries[] = {
-    BF_CC('?', '?'), BF_CC('E', 'U'), BF_CC('A', 'P'), BF_CC('A', '1'), BF_CC('A', '2'),
-    BF_CC('A', '3'), BF_CC('O', '1'), BF_CC('Z', 'Z'), BF_CC('X', 'X'),
+	BF_CC('?', '?'), BF_CC('E', 'U'), BF_CC('A', 'P'), BF_CC('A', '1'), BF_CC('A', '2'),
+	BF_CC('A', '3'), BF_CC('O', '1'), BF_CC('Z', 'Z'), BF_CC('X', 'X'),
 };
 
 enum config_section {
@@ -104,7 +104,7 @@ struct config_section_def {
 };
 
 static int config_verror(struct config_parser *p, int line, int ret, const char *fmt, va_list ap)
-    __attribute__((format(printf, 4, 0)));
+	__attribute__((format(printf, 4, 0)));
 
 static int config_verror(struct config_parser *p, int line, int ret, const char *fmt, va_list ap)
 {
@@ -112,13 +112,13 @@ static int config_verror(struct config_parser *p, int line, int ret, const char 
 
 	(void)vsnprintf(what, sizeof(what), fmt, ap);
 	p->ret =
-	    bf_error_set(p->err, ret, "config file '%s' line %d: %s", p->cfg->path, line, what);
+		bf_error_set(p->err, ret, "config file '%s' line %d: %s", p->cfg->path, line, what);
 	return p->ret;
 }
 
 /* Records the first error of the parse, on the given line. */
 static int config_error(struct config_parser *p, int line, int ret, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+	__attribute__((format(printf, 4, 5)));
 
 static int config_error(struct config_parser *p, int line, int ret, const char *fmt, ...)
 {
@@ -132,7 +132,7 @@ static int config_error(struct config_parser *p, int line, int ret, const char *
 
 /* Records an invalid value on the current line. Returns -EINVAL. */
 static int config_invalid(struct config_parser *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 
 static int config_invalid(struct config_parser *p, const char *fmt, ...)
 {
@@ -217,31 +217,31 @@ static const char *next_token(const char **cursor, size_t *len)
 }
 
 static int copy_value(struct config_parser *p, const char *key, const char *value, char *dst,
-                      size_t size)
+		      size_t size)
 {
 	size_t len = strlen(value);
 
 	if (len >= size)
 		return config_invalid(p, "value of '%s' is longer than %zu bytes '%.64s...'", key,
-		                      size - 1, value);
+				      size - 1, value);
 	memcpy(dst, value, len + 1);
 	return 0;
 }
 
 /* Copies a single absolute path. The whole value is the path, spaces included. */
 static int copy_path(struct config_parser *p, const char *key, const char *value, char *dst,
-                     size_t size)
+		     size_t size)
 {
 	if (value[0] && value[0] != '/')
 		return config_invalid(
-		    p, "'%s' is not an absolute path '%s'; use a path that starts with '/'", key,
-		    value);
+			p, "'%s' is not an absolute path '%s'; use a path that starts with '/'",
+			key, value);
 	return copy_value(p, key, value, dst, size);
 }
 
 /* Replaces list with the space-separated absolute paths of value. */
 static int parse_path_list(struct config_parser *p, const char *key, const char *value, char **list,
-                           size_t *count, size_t max)
+			   size_t *count, size_t max)
 {
 	const char *cursor = value;
 	const char *token;
@@ -251,17 +251,17 @@ static int parse_path_list(struct config_parser *p, const char *key, const char 
 	while ((token = next_token(&cursor, &len))) {
 		if (token[0] != '/')
 			return config_invalid(p,
-			                      "'%s' has a path that is not absolute '%.*s'; use "
-			                      "paths that start with '/'",
-			                      key, (int)len, token);
+					      "'%s' has a path that is not absolute '%.*s'; use "
+					      "paths that start with '/'",
+					      key, (int)len, token);
 		if (len >= CONFIG_MAX_PATH)
 			return config_invalid(p, "'%s' has a path longer than %d bytes '%.64s...'",
-			                      key, CONFIG_MAX_PATH - 1, token);
+					      key, CONFIG_MAX_PATH - 1, token);
 		if (*count == max)
 			return config_invalid(p,
-			                      "'%s' has too many paths, the first one over the "
-			                      "limit is '%.*s'; at most %zu are accepted",
-			                      key, (int)len, token, max);
+					      "'%s' has too many paths, the first one over the "
+					      "limit is '%.*s'; at most %zu are accepted",
+					      key, (int)len, token, max);
 		list[*count] = strndup(token, len);
 		if (!list[*count])
 			return config_no_memory(p);
@@ -271,18 +271,18 @@ static int parse_path_list(struct config_parser *p, const char *key, const char 
 }
 
 static int parse_duration_key(struct config_parser *p, const char *key, const char *value,
-                              uint64_t *seconds, uint64_t min_s, uint64_t max_s, const char *range)
+			      uint64_t *seconds, uint64_t min_s, uint64_t max_s, const char *range)
 {
 	uint64_t parsed;
 
 	if (bf_parse_duration(value, &parsed))
 		return config_invalid(p,
-		                      "invalid duration for '%s' '%s'; use a whole number followed "
-		                      "by s, m, h or d, from %s",
-		                      key, value, range);
+				      "invalid duration for '%s' '%s'; use a whole number followed "
+				      "by s, m, h or d, from %s",
+				      key, value, range);
 	if (parsed < min_s || parsed > max_s)
 		return config_invalid(p, "duration for '%s' is out of range '%s'; use %s", key,
-		                      value, range);
+				      value, range);
 	*seconds = parsed;
 	return 0;
 }
@@ -302,31 +302,33 @@ static int parse_approved(struct config_parser *p, const char *key, const char *
 	while ((token = next_token(&cursor, &len))) {
 		if (len == 4 && !strncmp(token, "none", 4))
 			return config_invalid(p,
-			                      "'none' is combined with country codes in '%s' '%s'; "
-			                      "use either 'none' alone or country codes",
-			                      key, value);
+					      "'none' is combined with country codes in '%s' '%s'; "
+					      "use either 'none' alone or country codes",
+					      key, value);
 		if (!parse_country_letters(token, len, &country))
 			return config_invalid(p,
-			                      "invalid country code in '%s' '%.*s'; use ISO 3166-1 "
-			                      "alpha-2 codes of two letters such as MO HK",
-			                      key, (int)len, token);
+					      "invalid country code in '%s' '%.*s'; use ISO 3166-1 "
+					      "alpha-2 codes of two letters such as MO HK",
+					      key, (int)len, token);
 		if (is_pseudo_country(country))
-			return config_invalid(
-			    p,
-			    "'%s' has a code that is not a country '%.*s'; registries use it for "
-			    "regions or unknown locations, which always get the verdict unknown",
-			    key, (int)len, token);
+			return config_invalid(p,
+					      "'%s' has a code that is not a country '%.*s'; "
+					      "registries use it for "
+					      "regions or unknown locations, which always get the "
+					      "verdict unknown",
+					      key, (int)len, token);
 		for (i = 0; i < cfg->napproved; i++) {
 			if (cfg->approved[i] == country)
-				return config_invalid(
-				    p, "duplicate country code in '%s' '%.*s'; list each code once",
-				    key, (int)len, token);
+				return config_invalid(p,
+						      "duplicate country code in '%s' '%.*s'; list "
+						      "each code once",
+						      key, (int)len, token);
 		}
 		if (cfg->napproved == BF_CONFIG_MAX_APPROVED)
 			return config_invalid(p,
-			                      "'%s' has too many country codes, the first one over "
-			                      "the limit is '%.*s'; at most %d are accepted",
-			                      key, (int)len, token, BF_CONFIG_MAX_APPROVED);
+					      "'%s' has too many country codes, the first one over "
+					      "the limit is '%.*s'; at most %d are accepted",
+					      key, (int)len, token, BF_CONFIG_MAX_APPROVED);
 		cfg->approved[cfg->napproved++] = country;
 	}
 	return 0;
@@ -340,20 +342,20 @@ static int parse_unknown(struct config_parser *p, const char *key, const char *v
 		p->cfg->unknown_alert = false;
 	else
 		return config_invalid(p, "invalid value for '%s' '%s'; use alert or ignore", key,
-		                      value);
+				      value);
 	return 0;
 }
 
 static int parse_geo_data(struct config_parser *p, const char *key, const char *value)
 {
 	return parse_path_list(p, key, value, p->cfg->geo_data, &p->cfg->ngeo_data,
-	                       BF_CONFIG_MAX_FILES);
+			       BF_CONFIG_MAX_FILES);
 }
 
 static int parse_geo_override(struct config_parser *p, const char *key, const char *value)
 {
 	return parse_path_list(p, key, value, p->cfg->geo_override, &p->cfg->ngeo_override,
-	                       BF_CONFIG_MAX_FILES);
+			       BF_CONFIG_MAX_FILES);
 }
 
 /*
@@ -362,8 +364,8 @@ static int parse_geo_override(struct config_parser *p, const char *key, const ch
  * NULL when no section lists it.
  */
 static const struct bf_app_config *find_path_owner(const struct bf_config *cfg,
-                                                   const struct bf_app_config *app, size_t count,
-                                                   const char *path)
+						   const struct bf_app_config *app, size_t count,
+						   const char *path)
 {
 	const struct bf_app_config *other;
 	size_t i, n;
@@ -380,8 +382,8 @@ static const struct bf_app_config *find_path_owner(const struct bf_config *cfg,
 
 /* Same as find_path_owner() for a process name in "comm =". */
 static const struct bf_app_config *find_comm_owner(const struct bf_config *cfg,
-                                                   const struct bf_app_config *app, size_t count,
-                                                   const char *comm)
+						   const struct bf_app_config *app, size_t count,
+						   const char *comm)
 {
 	const struct bf_app_config *other;
 	size_t i, n;
@@ -414,9 +416,9 @@ static int parse_app_path(struct config_parser *p, const char *key, const char *
 		owner = find_path_owner(p->cfg, app, i, app->paths[i]);
 		if (owner)
 			return config_invalid(p,
-			                      "duplicate path in '%s' '%s', also in [app %s]; give "
-			                      "each path to one application",
-			                      key, app->paths[i], owner->name);
+					      "duplicate path in '%s' '%s', also in [app %s]; give "
+					      "each path to one application",
+					      key, app->paths[i], owner->name);
 	}
 	return 0;
 }
@@ -433,24 +435,25 @@ static int parse_app_comm(struct config_parser *p, const char *key, const char *
 	while ((token = next_token(&cursor, &len))) {
 		if (len > CONFIG_MAX_COMM)
 			return config_invalid(
-			    p,
-			    "process name in '%s' is longer than %d bytes '%.*s'; the kernel keeps "
-			    "only the first %d bytes of a process name, so use '%.*s'",
-			    key, CONFIG_MAX_COMM, (int)len, token, CONFIG_MAX_COMM, CONFIG_MAX_COMM,
-			    token);
+				p,
+				"process name in '%s' is longer than %d bytes '%.*s'; the kernel "
+				"keeps "
+				"only the first %d bytes of a process name, so use '%.*s'",
+				key, CONFIG_MAX_COMM, (int)len, token, CONFIG_MAX_COMM,
+				CONFIG_MAX_COMM, token);
 		if (app->ncomms == BF_CONFIG_MAX_MATCHERS)
 			return config_invalid(p,
-			                      "'%s' has too many process names, the first one over "
-			                      "the limit is '%.*s'; at most %d are accepted",
-			                      key, (int)len, token, BF_CONFIG_MAX_MATCHERS);
+					      "'%s' has too many process names, the first one over "
+					      "the limit is '%.*s'; at most %d are accepted",
+					      key, (int)len, token, BF_CONFIG_MAX_MATCHERS);
 		memcpy(app->comms[app->ncomms], token, len);
 		app->comms[app->ncomms][len] = '\0';
 		owner = find_comm_owner(p->cfg, app, app->ncomms, app->comms[app->ncomms]);
 		if (owner)
 			return config_invalid(p,
-			                      "duplicate process name in '%s' '%.*s', also in [app "
-			                      "%s]; give each process name to one application",
-			                      key, (int)len, token, owner->name);
+					      "duplicate process name in '%s' '%.*s', also in [app "
+					      "%s]; give each process name to one application",
+					      key, (int)len, token, owner->name);
 		app->ncomms++;
 	}
 	return 0;
@@ -464,7 +467,7 @@ static int parse_alerts_file(struct config_parser *p, const char *key, const cha
 static int parse_alerts_repeat(struct config_parser *p, const char *key, const char *value)
 {
 	return parse_duration_key(p, key, value, &p->cfg->alerts_repeat_s, REPEAT_MIN_S,
-	                          REPEAT_MAX_S, "1s to 7d");
+				  REPEAT_MAX_S, "1s to 7d");
 }
 
 static int parse_port(const char *text, uint16_t *port)
@@ -500,9 +503,9 @@ static int parse_metrics_listen(struct config_parser *p, const char *key, const 
 		host_end = strchr(host_start, ']');
 		if (!host_end || host_end[1] != ':')
 			return config_invalid(p,
-			                      "invalid '%s' address '%s'; write an IPv6 address as "
-			                      "[address]:port, such as [::1]:9782",
-			                      key, value);
+					      "invalid '%s' address '%s'; write an IPv6 address as "
+					      "[address]:port, such as [::1]:9782",
+					      key, value);
 		port_text = host_end + 2;
 	} else {
 		family = AF_INET;
@@ -510,29 +513,31 @@ static int parse_metrics_listen(struct config_parser *p, const char *key, const 
 		host_end = strrchr(value, ':');
 		if (!host_end)
 			return config_invalid(
-			    p, "'%s' has no port '%s'; use address:port, such as 127.0.0.1:9782",
-			    key, value);
+				p,
+				"'%s' has no port '%s'; use address:port, such as 127.0.0.1:9782",
+				key, value);
 		if (memchr(value, ':', (size_t)(host_end - value)))
 			return config_invalid(p,
-			                      "invalid '%s' address '%s'; write an IPv6 address in "
-			                      "brackets, such as [::1]:9782",
-			                      key, value);
+					      "invalid '%s' address '%s'; write an IPv6 address in "
+					      "brackets, such as [::1]:9782",
+					      key, value);
 		port_text = host_end + 1;
 	}
 
 	if ((size_t)(host_end - host_start) >= sizeof(host))
 		return config_invalid(
-		    p, "invalid '%s' address '%s'; use a numeric IPv4 or IPv6 address", key, value);
+			p, "invalid '%s' address '%s'; use a numeric IPv4 or IPv6 address", key,
+			value);
 	memcpy(host, host_start, (size_t)(host_end - host_start));
 	host[host_end - host_start] = '\0';
 	if (inet_pton(family, host, addr) != 1)
 		return config_invalid(p,
-		                      "invalid '%s' address '%s'; use a numeric IPv4 or IPv6 "
-		                      "address, such as 127.0.0.1:9782 or [::1]:9782",
-		                      key, value);
+				      "invalid '%s' address '%s'; use a numeric IPv4 or IPv6 "
+				      "address, such as 127.0.0.1:9782 or [::1]:9782",
+				      key, value);
 	if (parse_port(port_text, &port))
 		return config_invalid(p, "invalid '%s' port '%s'; use a port from 1 to 65535", key,
-		                      value);
+				      value);
 	return copy_value(p, key, value, p->cfg->metrics_listen, sizeof(p->cfg->metrics_listen));
 }
 
@@ -544,7 +549,7 @@ static int parse_history_dir(struct config_parser *p, const char *key, const cha
 static int parse_history_retention(struct config_parser *p, const char *key, const char *value)
 {
 	return parse_duration_key(p, key, value, &p->cfg->history_retention_s, RETENTION_MIN_S,
-	                          RETENTION_MAX_S, "1h to 3650d");
+				  RETENTION_MAX_S, "1h to 3650d");
 }
 
 static int parse_daemon_socket(struct config_parser *p, const char *key, const char *value)
@@ -558,59 +563,61 @@ static int parse_daemon_pin(struct config_parser *p, const char *key, const char
 }
 
 static const struct config_key policy_keys[] = {
-    {"approved", parse_approved, false,
-     "use ISO 3166-1 alpha-2 country codes separated by spaces, such as MO HK, or none"},
-    {"unknown", parse_unknown, false, "use alert or ignore"},
-    {0},
+	{ "approved", parse_approved, false,
+	  "use ISO 3166-1 alpha-2 country codes separated by spaces, such as MO HK, or none" },
+	{ "unknown", parse_unknown, false, "use alert or ignore" },
+	{ 0 },
 };
 
 static const struct config_key geo_keys[] = {
-    {"data", parse_geo_data, false, "use absolute paths of geolocation files separated by spaces"},
-    {"override", parse_geo_override, true,
-     "use absolute paths of \"CIDR,CC\" files separated by spaces"},
-    {0},
+	{ "data", parse_geo_data, false,
+	  "use absolute paths of geolocation files separated by spaces" },
+	{ "override", parse_geo_override, true,
+	  "use absolute paths of \"CIDR,CC\" files separated by spaces" },
+	{ 0 },
 };
 
 static const struct config_key app_keys[] = {
-    {"path", parse_app_path, false,
-     "use absolute paths separated by spaces, where a path ending in '/' is a folder"},
-    {"comm", parse_app_comm, false, "use process names of 1 to 15 bytes separated by spaces"},
-    {0},
+	{ "path", parse_app_path, false,
+	  "use absolute paths separated by spaces, where a path ending in '/' is a folder" },
+	{ "comm", parse_app_comm, false, "use process names of 1 to 15 bytes separated by spaces" },
+	{ 0 },
 };
 
 static const struct config_key alerts_keys[] = {
-    {"file", parse_alerts_file, true,
-     "use an absolute path, or nothing to turn the alert file off"},
-    {"repeat", parse_alerts_repeat, false, "use a duration from 1s to 7d, such as 10m"},
-    {0},
+	{ "file", parse_alerts_file, true,
+	  "use an absolute path, or nothing to turn the alert file off" },
+	{ "repeat", parse_alerts_repeat, false, "use a duration from 1s to 7d, such as 10m" },
+	{ 0 },
 };
 
 static const struct config_key metrics_keys[] = {
-    {"listen", parse_metrics_listen, false,
-     "use address:port or [IPv6 address]:port, such as 127.0.0.1:9782"},
-    {0},
+	{ "listen", parse_metrics_listen, false,
+	  "use address:port or [IPv6 address]:port, such as 127.0.0.1:9782" },
+	{ 0 },
 };
 
 static const struct config_key history_keys[] = {
-    {"dir", parse_history_dir, false, "use an absolute path"},
-    {"retention", parse_history_retention, false, "use a duration from 1h to 3650d, such as 30d"},
-    {0},
+	{ "dir", parse_history_dir, false, "use an absolute path" },
+	{ "retention", parse_history_retention, false,
+	  "use a duration from 1h to 3650d, such as 30d" },
+	{ 0 },
 };
 
 static const struct config_key daemon_keys[] = {
-    {"socket", parse_daemon_socket, false, "use an absolute path"},
-    {"pin", parse_daemon_pin, false, "use an absolute path in a BPF file system"},
-    {0},
+	{ "socket", parse_daemon_socket, false, "use an absolute path" },
+	{ "pin", parse_daemon_pin, false, "use an absolute path in a BPF file system" },
+	{ 0 },
 };
 
 static const struct config_section_def sections[SECTION_COUNT] = {
-    [SECTION_POLICY] = {"policy", policy_keys},
-    [SECTION_GEO] = {"geo", geo_keys},
-    [SECTION_APP] = {"app", app_keys},
-    [SECTION_ALERTS] = {"alerts", alerts_keys},
-    [SECTION_METRICS] = {"metrics", metrics_keys},
-    [SECTION_HISTORY] = {"history", history_keys},
-    [SECTION_DAEMON] = {"daemon", daemon_keys},
+	[SECTION_POLICY] = { "policy", policy_keys },
+	[SECTION_GEO] = { "geo", geo_keys },
+	[SECTION_APP] = { "app", app_keys },
+	[SECTION_ALERTS] = { "alerts", alerts_keys },
+	[SECTION_METRICS] = { "metrics", metrics_keys },
+	[SECTION_HISTORY] = { "history", history_keys },
+	[SECTION_DAEMON] = { "daemon", daemon_keys },
 };
 
 #define SECTIONS_ACCEPTED "[policy], [geo], [app NAME], [alerts], [metrics], [history], [daemon]"
@@ -623,9 +630,9 @@ static int config_end_section(struct config_parser *p)
 	if (p->section != SECTION_APP || app->npaths || app->ncomms)
 		return 0;
 	return config_error(
-	    p, p->section_line, -EINVAL,
-	    "section has neither 'path' nor 'comm' '[app %s]'; set at least one of them",
-	    app->name);
+		p, p->section_line, -EINVAL,
+		"section has neither 'path' nor 'comm' '[app %s]'; set at least one of them",
+		app->name);
 }
 
 static bool is_app_name_char(char c)
@@ -645,16 +652,16 @@ static int config_begin_app(struct config_parser *p, const char *name, size_t le
 	}
 	if (len == 0 || len >= sizeof(app->name) || i < len)
 		return config_invalid(p,
-		                      "invalid application name '%.*s'; use 1 to %zu characters of "
-		                      "a-z, 0-9, '_' and '-'",
-		                      (int)len, name, sizeof(app->name) - 1);
+				      "invalid application name '%.*s'; use 1 to %zu characters of "
+				      "a-z, 0-9, '_' and '-'",
+				      (int)len, name, sizeof(app->name) - 1);
 	if ((len == 5 && !strncmp(name, "other", 5)) ||
 	    (len == 12 && !strncmp(name, "unattributed", 12)))
-		return config_invalid(
-		    p,
-		    "application name is reserved '%.*s'; 'other' and 'unattributed' label traffic "
-		    "of no watched application, so choose another name",
-		    (int)len, name);
+		return config_invalid(p,
+				      "application name is reserved '%.*s'; 'other' and "
+				      "'unattributed' label traffic "
+				      "of no watched application, so choose another name",
+				      (int)len, name);
 
 	/* The first [app NAME] section of the file replaces the default application. */
 	if (!p->file_has_apps) {
@@ -666,15 +673,15 @@ static int config_begin_app(struct config_parser *p, const char *name, size_t le
 	for (i = 0; i < cfg->napps; i++) {
 		if (strlen(cfg->apps[i].name) == len && !strncmp(cfg->apps[i].name, name, len))
 			return config_invalid(p,
-			                      "duplicate section '[app %.*s]', first at line %d; "
-			                      "use one section per application",
-			                      (int)len, name, p->app_first_line[i]);
+					      "duplicate section '[app %.*s]', first at line %d; "
+					      "use one section per application",
+					      (int)len, name, p->app_first_line[i]);
 	}
 	if (cfg->napps == BF_MAX_APPS)
 		return config_invalid(p,
-		                      "too many [app NAME] sections, the first one over the limit "
-		                      "is '[app %.*s]'; at most %u are accepted",
-		                      (int)len, name, BF_MAX_APPS);
+				      "too many [app NAME] sections, the first one over the limit "
+				      "is '[app %.*s]'; at most %u are accepted",
+				      (int)len, name, BF_MAX_APPS);
 
 	p->app_first_line[cfg->napps] = p->lineno;
 	app = &cfg->apps[cfg->napps++];
@@ -696,12 +703,12 @@ static int config_begin_named_section(struct config_parser *p, const char *name,
 	}
 	if (kind == SECTION_COUNT)
 		return config_invalid(
-		    p, "unknown section '[%.*s]'; the accepted sections are " SECTIONS_ACCEPTED,
-		    (int)len, name);
+			p, "unknown section '[%.*s]'; the accepted sections are " SECTIONS_ACCEPTED,
+			(int)len, name);
 	if (p->section_first_line[kind])
 		return config_invalid(
-		    p, "duplicate section '[%.*s]', first at line %d; write each section once",
-		    (int)len, name, p->section_first_line[kind]);
+			p, "duplicate section '[%.*s]', first at line %d; write each section once",
+			(int)len, name, p->section_first_line[kind]);
 	p->section_first_line[kind] = p->lineno;
 	p->section = kind;
 	return 0;
@@ -720,11 +727,11 @@ static int config_begin_section(struct config_parser *p, const char *text)
 
 	if (!close)
 		return config_invalid(p, "section header has no closing ']' '%s'; use [name]",
-		                      text);
+				      text);
 	if (close[1])
 		return config_invalid(
-		    p, "unexpected text after section header '%s'; start a comment with ' ;'",
-		    text);
+			p, "unexpected text after section header '%s'; start a comment with ' ;'",
+			text);
 	len = (size_t)(close - name);
 
 	ret = config_end_section(p);
@@ -736,8 +743,8 @@ static int config_begin_section(struct config_parser *p, const char *text)
 	if (len > 4 && !strncmp(name, "app ", 4))
 		ret = config_begin_app(p, name + 4, len - 4);
 	else if (len == 3 && !strncmp(name, "app", 3))
-		ret =
-		    config_invalid(p, "section has no application name '%s'; use [app NAME]", text);
+		ret = config_invalid(p, "section has no application name '%s'; use [app NAME]",
+				     text);
 	else
 		ret = config_begin_named_section(p, name, len);
 	if (ret)
@@ -788,20 +795,20 @@ static char *config_read_line(char *buf, int size, void *stream)
 	if (len < 0) {
 		if (ferror(p->file))
 			p->ret = bf_error_set(p->err, errno ? -errno : -EIO,
-			                      "failed to read config file '%s': %s", p->cfg->path,
-			                      strerror(errno ? errno : EIO));
+					      "failed to read config file '%s': %s", p->cfg->path,
+					      strerror(errno ? errno : EIO));
 		return NULL;
 	}
 	p->lineno++;
 	p->bytes_read += (size_t)len;
 	if (p->bytes_read > CONFIG_MAX_FILE_BYTES) {
 		p->ret = bf_error_set(p->err, -EFBIG, "config file '%s' is larger than 1 MiB",
-		                      p->cfg->path);
+				      p->cfg->path);
 		return NULL;
 	}
 	if (memchr(p->line, '\0', (size_t)len)) {
 		(void)config_invalid(p, "line contains a NUL byte '%s'; a config file is text",
-		                     p->line);
+				     p->line);
 		return NULL;
 	}
 
@@ -809,7 +816,7 @@ static char *config_read_line(char *buf, int size, void *stream)
 	text_len = strlen(p->text);
 	if (text_len >= (size_t)size) {
 		(void)config_invalid(p, "line is longer than %d bytes '%.40s...'; shorten it",
-		                     size - 1, p->text);
+				     size - 1, p->text);
 		return NULL;
 	}
 	if (p->text[0] == '[' && config_begin_section(p, p->text))
@@ -819,7 +826,7 @@ static char *config_read_line(char *buf, int size, void *stream)
 }
 
 static const struct config_key *find_key(const struct config_key *keys, const char *name,
-                                         size_t *index)
+					 size_t *index)
 {
 	size_t i;
 
@@ -840,9 +847,9 @@ static int config_unknown_key(struct config_parser *p, const char *name)
 
 	for (i = 0; keys[i].name && used < sizeof(accepted); i++)
 		used += (size_t)snprintf(accepted + used, sizeof(accepted) - used, "%s%s",
-		                         i ? ", " : "", keys[i].name);
+					 i ? ", " : "", keys[i].name);
 	return config_invalid(p, "unknown key in section %s '%s'; the accepted keys are %s",
-	                      p->section_label, name, accepted);
+			      p->section_label, name, accepted);
 }
 
 /* The ini_handler of ini_parse_stream(). Returns 1 to continue, 0 on error. */
@@ -859,10 +866,10 @@ static int config_handle_pair(void *user, const char *section, const char *name,
 		return 0;
 	}
 	if (p->section == SECTION_NONE) {
-		(void)config_invalid(
-		    p,
-		    "key outside any section '%s'; put it under a section header such as [policy]",
-		    name);
+		(void)config_invalid(p,
+				     "key outside any section '%s'; put it under a section header "
+				     "such as [policy]",
+				     name);
 		return 0;
 	}
 	key = find_key(sections[p->section].keys, name, &index);
@@ -872,8 +879,8 @@ static int config_handle_pair(void *user, const char *section, const char *name,
 	}
 	if (p->key_line[index]) {
 		(void)config_invalid(
-		    p, "duplicate key in section %s '%s', first at line %d; set each key once",
-		    p->section_label, name, p->key_line[index]);
+			p, "duplicate key in section %s '%s', first at line %d; set each key once",
+			p->section_label, name, p->key_line[index]);
 		return 0;
 	}
 	p->key_line[index] = p->lineno;
@@ -894,32 +901,32 @@ static int config_open(const char *path, FILE **file, struct bf_error *err)
 	if (fd < 0) {
 		ret = -errno;
 		return bf_error_set(err, ret, "failed to open config file '%s': %s", path,
-		                    strerror(-ret));
+				    strerror(-ret));
 	}
 	if (fstat(fd, &st)) {
 		ret = -errno;
 		(void)bf_error_set(err, ret, "failed to stat config file '%s': %s", path,
-		                   strerror(-ret));
+				   strerror(-ret));
 		goto err_close;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		ret = bf_error_set(err, -EINVAL,
-		                   "config file '%s' is not a regular file; name a regular file",
-		                   path);
+				   "config file '%s' is not a regular file; name a regular file",
+				   path);
 		goto err_close;
 	}
 	if (st.st_size > CONFIG_MAX_FILE_BYTES) {
 		ret = bf_error_set(err, -EFBIG,
-		                   "config file '%s' is larger than 1 MiB (%lld bytes); a config "
-		                   "file is at most 1 MiB",
-		                   path, (long long)st.st_size);
+				   "config file '%s' is larger than 1 MiB (%lld bytes); a config "
+				   "file is at most 1 MiB",
+				   path, (long long)st.st_size);
 		goto err_close;
 	}
 	*file = fdopen(fd, "r");
 	if (!*file) {
 		ret = -errno;
 		(void)bf_error_set(err, ret, "failed to open config file '%s': %s", path,
-		                   strerror(-ret));
+				   strerror(-ret));
 		goto err_close;
 	}
 	return 0;
@@ -964,9 +971,9 @@ static int config_parse_stream(struct config_parser *p)
 	/* inih stops at its first error, so p->text is still the line it rejected. */
 	if (ret > 0)
 		return config_error(p, ret, -EINVAL,
-		                    "invalid line '%s'; use [section], key = value, or a comment "
-		                    "starting with ';' or '#'",
-		                    p->text);
+				    "invalid line '%s'; use [section], key = value, or a comment "
+				    "starting with ';' or '#'",
+				    p->text);
 	if (ret < 0)
 		return config_no_memory(p);
 	return config_end_section(p);
@@ -1009,15 +1016,15 @@ void bf_config_defaults(struct bf_config *cfg)
  */
 int bf_config_load(struct bf_config *cfg, const char *path, struct bf_error *err)
 {
-	struct config_parser p = {.cfg = cfg, .err = err};
+	struct config_parser p = { .cfg = cfg, .err = err };
 	size_t len = strlen(path);
 	int ret;
 
 	bf_config_defaults(cfg);
 	if (len >= sizeof(cfg->path))
 		return bf_error_set(err, -ENAMETOOLONG,
-		                    "config file path is longer than %zu bytes '%.64s...'",
-		                    sizeof(cfg->path) - 1, path);
+				    "config file path is longer than %zu bytes '%.64s...'",
+				    sizeof(cfg->path) - 1, path);
 	ret = config_open(path, &p.file, err);
 	if (ret)
 		return ret;

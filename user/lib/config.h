@@ -52,7 +52,7 @@ struct bf_config {
 	size_t napps;
 
 	/* [alerts] */
-	char alerts_file[4096];	 /* default /var/log/borderflow/alerts.jsonl; "" disables */
+	char alerts_file[4096];	  /* default /var/log/borderflow/alerts.jsonl; "" disables */
 	uint64_t alerts_repeat_s; /* repeat = 10m; one alert per destination per interval */
 
 	/* [metrics] */

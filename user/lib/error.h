@@ -13,6 +13,6 @@ struct bf_error {
 
 /* Formats err->msg (when err is not NULL) and returns ret, a negative errno. */
 int bf_error_set(struct bf_error *err, int ret, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 #endif

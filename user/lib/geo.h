@@ -45,8 +45,8 @@ enum bf_geo_format {
 struct bf_geo_source {
 	char path[4096];
 	enum bf_geo_format format;
-	char date[64];	   /* build date stated in the file, "" when it states none */
-	size_t count4;	   /* ranges read, before flattening */
+	char date[64]; /* build date stated in the file, "" when it states none */
+	size_t count4; /* ranges read, before flattening */
 	size_t count6;
 };
 

@@ -37,7 +37,7 @@ const char *bf_geo_format_name(enum bf_geo_format format)
 }
 
 void bf_geo_source_describe(const struct bf_geo_table *table, unsigned int source, char *out,
-                            size_t size)
+			    size_t size)
 {
 	const struct bf_geo_source *src;
 
@@ -47,5 +47,5 @@ void bf_geo_source_describe(const struct bf_geo_table *table, unsigned int sourc
 	}
 	src = &table->sources[source];
 	snprintf(out, size, "%s (%s%s%s)", src->path, bf_geo_format_name(src->format),
-	         src->date[0] ? ", " : "", src->date);
+		 src->date[0] ? ", " : "", src->date);
 }
