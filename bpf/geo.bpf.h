@@ -8,9 +8,6 @@
 #define AF_INET	 2
 #define AF_INET6 10
 
-/* Source index of a lookup that found no prefix. */
-#define BF_SOURCE_NONE 0xff
-
 /*
  * Looks a peer up in the trie of its family. An address that no prefix
  * covers has no country and the verdict unknown.
@@ -20,7 +17,7 @@ static __always_inline struct bf_geo_value bf_geo_lookup(__u8 family, const __u3
 	struct bf_geo_value none = {
 		.country = BF_CC_NONE,
 		.verdict = BF_VERDICT_UNKNOWN,
-		.source = BF_SOURCE_NONE,
+		.source = BF_GEO_SOURCE_NONE,
 	};
 	struct bf_geo_value *found;
 

@@ -21,6 +21,9 @@ struct bf_geo6_key {
 	__u8 addr[16];
 };
 
+/* Source index of a lookup that found no prefix. */
+#define BF_GEO_SOURCE_NONE 0xff
+
 /* Value of both tries. source is an index into the daemon's source table. */
 struct bf_geo_value {
 	__u16 country;

@@ -164,7 +164,20 @@ static int start(struct bf_daemon *d, const struct options *opts, struct bf_erro
 		return bf_error_set(err, ret, "failed to seed running processes: %s",
 				    strerror(-ret));
 	log_info("%d running processes of watched applications found", ret);
-	return bf_monitor_attach_cgroup(&d->mon, opts->cgroup, err);
+	ret = bf_monitor_attach_cgroup(&d->mon, opts->cgroup, err);
+	if (ret)
+		return ret;
+	log_info("programs attached in %.3f s", elapsed_s(&step));
+
+	/* After attaching, so a socket opened meanwhile is labelled by the hooks. */
+	ret = bf_monitor_seed_sockets(&d->mon, &d->table, &d->cfg);
+	if (ret < 0)
+		log_warn("failed to label sockets opened before the start: %s, ignoring",
+			 strerror(-ret));
+	else
+		log_info("%d sockets opened before the start labelled in %.3f s", ret,
+			 elapsed_s(&step));
+	return 0;
 }
 
 int main(int argc, char **argv)

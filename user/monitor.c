@@ -64,6 +64,40 @@ static enum bf_verdict range_verdict(const struct bf_geo_table *table, const str
 	return bf_config_verdict(cfg, country, local);
 }
 
+struct bf_geo_value bf_monitor_geo_value(const struct bf_geo_table *table,
+					 const struct bf_config *cfg, int family,
+					 const uint8_t addr[16])
+{
+	struct bf_geo_value value = { .country = BF_CC_NONE,
+				      .verdict = BF_VERDICT_UNKNOWN,
+				      .source = BF_GEO_SOURCE_NONE };
+	uint16_t country;
+	uint8_t source;
+
+	if (family == 4) {
+		uint32_t host;
+		const struct bf_range4 *r;
+
+		memcpy(&host, addr, 4);
+		r = bf_geo_lookup4(table, ntohl(host));
+		if (!r)
+			return value;
+		country = r->country;
+		source = r->source;
+	} else {
+		const struct bf_range6 *r = bf_geo_lookup6(table, addr);
+
+		if (!r)
+			return value;
+		country = r->country;
+		source = r->source;
+	}
+	value.country = country;
+	value.source = source;
+	value.verdict = range_verdict(table, cfg, country, source);
+	return value;
+}
+
 /*
  * Prefixes are collected in chunks of CHUNK_PREFIXES and each chunk is
  * written with one BPF_MAP_UPDATE_BATCH call; kernels whose LPM tries lack

@@ -12,6 +12,8 @@
 #include "lib/error.h"
 #include "lib/geo.h"
 
+#include "../maps/geo.h"
+
 #define BF_MAX_LINKS 16
 
 struct borderflow_bpf;
@@ -51,6 +53,22 @@ void bf_monitor_destroy(struct bf_monitor *mon);
 
 /* Finds the mount point of the cgroup v2 hierarchy in /proc/self/mountinfo. */
 int bf_find_cgroup2_root(char *path, size_t size, struct bf_error *err);
+
+/*
+ * Labels the TCP and UDP sockets that running processes opened before the
+ * programs were attached. Returns how many, or a negative errno.
+ */
+int bf_monitor_seed_sockets(struct bf_monitor *mon, const struct bf_geo_table *table,
+			    const struct bf_config *cfg);
+
+/*
+ * Returns the value the geolocation tries hold for an address (family 4 or
+ * 6, network order): country, verdict under cfg and source, or no country
+ * and the verdict unknown when no range covers it.
+ */
+struct bf_geo_value bf_monitor_geo_value(const struct bf_geo_table *table,
+					 const struct bf_config *cfg, int family,
+					 const uint8_t addr[16]);
 
 /* Seeds procs with the processes of watched applications that already run. Returns how many. */
 int bf_monitor_seed_procs(struct bf_monitor *mon, const struct bf_config *cfg);

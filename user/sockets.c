@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Labelling of the inet sockets that processes already had open when the
+ * daemon started. The socket hooks never ran for them, so without a label
+ * their traffic would count as unattributed for as long as they stay open,
+ * which for a client restarted under a running daemon can be days.
+ *
+ * The daemon takes a duplicate of each socket with pidfd_getfd(2) and writes
+ * its owner into sk_owner with the socket fd as key. BPF_NOEXIST keeps a
+ * label that the hooks wrote meanwhile, and the first process found wins for
+ * a socket that several processes share.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <netinet/in.h>
+
+#include "borderflow.skel.h"
+#include "log.h"
+#include "monitor.h"
+
+#include "../maps/flow.h"
+#include "../maps/proc.h"
+
+struct process_info {
+	__u32 pid;
+	__u32 uid;
+	__u32 app;
+	__u64 cgroup_id;
+	char comm[16];
+};
+
+static void read_status(struct process_info *proc)
+{
+	char path[64], line[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%u/status", proc->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Uid: %u", &proc->uid) == 1)
+			continue;
+		if (!strncmp(line, "Name:\t", 6)) {
+			size_t n = strcspn(line + 6, "\n");
+
+			/* The kernel keeps 15 characters of a name: so does the label. */
+			if (n > sizeof(proc->comm) - 1)
+				n = sizeof(proc->comm) - 1;
+			memcpy(proc->comm, line + 6, n);
+			proc->comm[n] = '\0';
+		}
+	}
+	fclose(f);
+}
+
+/* The id of a cgroup v2 cgroup is the inode number of its folder. */
+static void read_cgroup_id(struct process_info *proc, const char *cgroup_root)
+{
+	char path[64], line[4096], folder[8192];
+	struct stat st;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%u/cgroup", proc->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(folder, sizeof(folder), "%s%s", cgroup_root, line + 3);
+		if (!stat(folder, &st))
+			proc->cgroup_id = st.st_ino;
+		break;
+	}
+	fclose(f);
+}
+
+/* Fills the connected peer of fd, if any, and its geolocation as the kernel trie has it. */
+static void read_peer(int fd, struct bf_sock_owner *owner, const struct bf_geo_table *table,
+		      const struct bf_config *cfg)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	uint8_t addr[16] = {};
+	uint16_t port;
+	int family;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len))
+		return; /* not connected: unconnected UDP, a listener */
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+
+		memcpy(addr, &sin->sin_addr, 4);
+		port = ntohs(sin->sin_port);
+		family = 4;
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+
+		port = ntohs(sin6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			memcpy(addr, &sin6->sin6_addr.s6_addr[12], 4);
+			family = 4;
+		} else {
+			memcpy(addr, &sin6->sin6_addr, 16);
+			family = 6;
+		}
+	} else {
+		return;
+	}
+	memcpy(owner->peer, addr, 16);
+	owner->peer_port = port;
+	owner->peer_geo = bf_monitor_geo_value(table, cfg, family, addr);
+	owner->peer_family = family;
+}
+
+static bool is_counted_socket(int fd)
+{
+	int domain, protocol;
+	socklen_t len = sizeof(int);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) ||
+	    (domain != AF_INET && domain != AF_INET6))
+		return false;
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len))
+		return false;
+	return protocol == IPPROTO_TCP || protocol == IPPROTO_UDP;
+}
+
+/* Labels the sockets of one process. Returns how many were labelled. */
+static int label_process(struct bf_monitor *mon, const struct process_info *proc,
+			 const struct bf_geo_table *table, const struct bf_config *cfg)
+{
+	int map_fd = bpf_map__fd(mon->skel->maps.sk_owner);
+	char folder[64], link[320], target[64];
+	struct dirent *entry;
+	int pidfd, labelled = 0;
+	DIR *dir;
+
+	snprintf(folder, sizeof(folder), "/proc/%u/fd", proc->pid);
+	dir = opendir(folder);
+	if (!dir)
+		return 0;
+	pidfd = pidfd_open(proc->pid, 0);
+	if (pidfd < 0) {
+		closedir(dir);
+		return 0;
+	}
+	while ((entry = readdir(dir))) {
+		struct bf_sock_owner owner = {};
+		socklen_t len = sizeof(owner.cookie);
+		ssize_t n;
+		int fd;
+
+		if (!isdigit((unsigned char)entry->d_name[0]))
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", folder, entry->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (strncmp(target, "socket:[", 8))
+			continue;
+		fd = pidfd_getfd(pidfd, atoi(entry->d_name), 0);
+		if (fd < 0)
+			continue;
+		if (is_counted_socket(fd) &&
+		    !getsockopt(fd, SOL_SOCKET, SO_COOKIE, &owner.cookie, &len)) {
+			owner.tgid = proc->pid;
+			owner.uid = proc->uid;
+			owner.app = proc->app;
+			owner.cgroup_id = proc->cgroup_id;
+			memcpy(owner.comm, proc->comm, sizeof(owner.comm));
+			read_peer(fd, &owner, table, cfg);
+			if (!bpf_map_update_elem(map_fd, &fd, &owner, BPF_NOEXIST))
+				labelled++;
+		}
+		close(fd);
+	}
+	close(pidfd);
+	closedir(dir);
+	return labelled;
+}
+
+int bf_monitor_seed_sockets(struct bf_monitor *mon, const struct bf_geo_table *table,
+			    const struct bf_config *cfg)
+{
+	int procs_fd = bpf_map__fd(mon->skel->maps.procs);
+	char cgroup_root[4096] = "";
+	struct dirent *entry;
+	int labelled = 0;
+	DIR *dir;
+
+	(void)bf_find_cgroup2_root(cgroup_root, sizeof(cgroup_root), NULL);
+	dir = opendir("/proc");
+	if (!dir)
+		return -errno;
+	while ((entry = readdir(dir))) {
+		struct process_info proc = {};
+		struct bf_proc_value value;
+		char *end;
+		unsigned long pid = strtoul(entry->d_name, &end, 10);
+
+		if (!isdigit((unsigned char)entry->d_name[0]) || *end || !pid || pid > UINT32_MAX ||
+		    pid == (unsigned long)getpid())
+			continue;
+		proc.pid = pid;
+		proc.app = BF_APP_OTHER;
+		if (!bpf_map_lookup_elem(procs_fd, &proc.pid, &value))
+			proc.app = value.app;
+		read_status(&proc);
+		read_cgroup_id(&proc, cgroup_root);
+		labelled += label_process(mon, &proc, table, cfg);
+	}
+	closedir(dir);
+	return labelled;
+}
