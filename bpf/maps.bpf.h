@@ -62,13 +62,21 @@ BF_MAP struct {
 	__type(value, __u32);
 } app_comms SEC(".maps");
 
-/* Running processes of watched applications, by tgid. Others have no entry. */
+/* Processes of watched applications, by tgid. Others have no entry. */
 BF_MAP struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 32768);
 	__type(key, __u32);
 	__type(value, struct bf_proc_value);
 } procs SEC(".maps");
+
+/* Scratch space for a procs value, too large for the BPF stack beside the other locals. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bf_proc_value);
+} proc_scratch SEC(".maps");
 
 /*
  * Owner of every inet socket created while the programs are attached.

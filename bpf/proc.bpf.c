@@ -6,6 +6,9 @@
  * its new image matches nothing, so a watched client's helper that runs
  * /bin/sh is still counted as the client.
  *
+ * An entry outlives its process by a minute, marked exited, so that alerts
+ * for its last packets still name the executable; the daemon removes it.
+ *
  * These are BTF raw tracepoints (tp_btf): they need the kernel's BTF but not
  * tracefs, kprobes or ftrace.
  */
@@ -77,20 +80,30 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(bf_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
 	struct file *file = BPF_CORE_READ(bprm, file);
-	struct bf_proc_value value = {};
 	__u32 tgid = BPF_CORE_READ(task, tgid);
-	__u32 app;
+	struct bf_proc_value *value, *known;
+	__u32 zero = 0, app;
 
 	app = lookup_inode(&app_inodes, BPF_CORE_READ(file, f_inode));
 	if (!app)
 		app = match_dirs(file);
 	if (!app)
 		app = match_comm();
-	if (!app)
+	known = bpf_map_lookup_elem(&procs, &tgid);
+	if (!app && (!known || (known->flags & BF_PROC_EXITED)))
 		return 0;
 
-	value.app = app;
-	if (bpf_map_update_elem(&procs, &tgid, &value, BPF_ANY))
+	value = bpf_map_lookup_elem(&proc_scratch, &zero);
+	if (!value)
+		return 0;
+	/* A new image that matches nothing keeps the inherited application. */
+	value->app = app ? app : known->app;
+	value->flags = app ? 0 : BF_PROC_INHERITED;
+	value->exit_ns = 0;
+	if (bpf_probe_read_kernel_str(value->exe, sizeof(value->exe),
+				      BPF_CORE_READ(bprm, filename)) < 0)
+		value->exe[0] = '\0';
+	if (bpf_map_update_elem(&procs, &tgid, value, BPF_ANY))
 		bf_stat_add(BF_STAT_PROCS_FULL, 1);
 	return 0;
 }
@@ -100,29 +113,39 @@ int BPF_PROG(bf_fork, struct task_struct *parent, struct task_struct *child)
 {
 	__u32 parent_tgid = BPF_CORE_READ(parent, tgid);
 	__u32 child_tgid = BPF_CORE_READ(child, tgid);
-	struct bf_proc_value *found, value = {};
+	struct bf_proc_value *found, *value;
+	__u32 zero = 0;
 
 	if (parent_tgid == child_tgid)
 		return 0; /* a new thread */
 	found = bpf_map_lookup_elem(&procs, &parent_tgid);
-	if (!found)
+	if (!found || (found->flags & BF_PROC_EXITED))
+		return 0;
+	value = bpf_map_lookup_elem(&proc_scratch, &zero);
+	if (!value)
 		return 0;
 
-	value.app = found->app;
-	value.flags = BF_PROC_INHERITED;
-	if (bpf_map_update_elem(&procs, &child_tgid, &value, BPF_ANY))
+	*value = *found;
+	value->flags = BF_PROC_INHERITED;
+	value->exit_ns = 0;
+	if (bpf_map_update_elem(&procs, &child_tgid, value, BPF_ANY))
 		bf_stat_add(BF_STAT_PROCS_FULL, 1);
 	return 0;
 }
 
-/* The entry goes when the last thread of the process exits, not its leader. */
+/* The entry is marked when the last thread of the process exits, not its leader. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(bf_exit, struct task_struct *task)
 {
 	__u32 tgid = BPF_CORE_READ(task, tgid);
+	struct bf_proc_value *found;
 
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
-	(void)bpf_map_delete_elem(&procs, &tgid);
+	found = bpf_map_lookup_elem(&procs, &tgid);
+	if (!found)
+		return 0;
+	found->exit_ns = bpf_ktime_get_ns();
+	found->flags |= BF_PROC_EXITED;
 	return 0;
 }

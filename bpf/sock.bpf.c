@@ -16,7 +16,7 @@ static __always_inline void set_caller(struct bf_sock_owner *owner)
 	owner->tgid = tgid;
 	owner->uid = (__u32)bpf_get_current_uid_gid();
 	owner->cgroup_id = bpf_get_current_cgroup_id();
-	owner->app = proc ? proc->app : BF_APP_OTHER;
+	owner->app = proc && !(proc->flags & BF_PROC_EXITED) ? proc->app : BF_APP_OTHER;
 	bpf_get_current_comm(owner->comm, sizeof(owner->comm));
 }
 

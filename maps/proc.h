@@ -24,14 +24,24 @@ struct bf_comm_key {
 	char comm[16];
 };
 
-/* Value of procs, keyed by tgid: the application a running process belongs to. */
+/* Length of the executable path kept per process, including the NUL. */
+#define BF_EXE_LEN 256
+
+/*
+ * Value of procs, keyed by tgid: the application a running process belongs
+ * to. An entry outlives its process by a minute (BF_PROC_EXITED), so that
+ * alerts raised by its last packets can still name the executable.
+ */
 struct bf_proc_value {
 	__u32 app;
-	__u32 flags; /* BF_PROC_* */
+	__u32 flags;	      /* BF_PROC_* */
+	__u64 exit_ns;	      /* CLOCK_MONOTONIC of the exit, with BF_PROC_EXITED */
+	char exe[BF_EXE_LEN]; /* path passed to execve(2), cut to BF_EXE_LEN - 1 bytes */
 };
 
 #define BF_PROC_SEEDED	  1u /* written by the daemon from /proc, not at exec or fork */
 #define BF_PROC_INHERITED 2u /* inherited at fork from a watched parent */
+#define BF_PROC_EXITED	  4u /* the process has exited; the daemon removes the entry */
 
 /* How many ancestor folders of an executable the exec program compares with app_dirs. */
 #define BF_MAX_DIR_DEPTH 24

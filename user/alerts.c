@@ -10,11 +10,14 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <json-c/json.h>
 
 #include "alerts.h"
 #include "lib/stack.h"
 #include "log.h"
+
+#include "../maps/proc.h"
 
 /* Bounds the repeat-suppression tree; past it the tree is cleared and repeats may alert again. */
 #define MAX_RECENT 65536
@@ -49,9 +52,10 @@ void bf_format_addr(uint8_t family, const uint8_t addr[16], char *out, size_t si
 }
 
 int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
-		   const struct bf_geo_table *table, struct bf_error *err)
+		   const struct bf_geo_table *table, int procs_fd, struct bf_error *err)
 {
 	memset(alerts, 0, sizeof(*alerts));
+	alerts->procs_fd = procs_fd;
 	alerts->cfg = cfg;
 	alerts->table = table;
 	alerts->fd = -1;
@@ -122,6 +126,30 @@ static bool recently_alerted(struct bf_alerts *alerts, const struct bf_event *ev
 		return true;
 	(*found)->alerted_s = now_s;
 	return false;
+}
+
+/*
+ * Finds the executable of a process: /proc while the process runs, else the
+ * path that the exec program recorded, which stays a minute after the exit.
+ */
+static void find_executable(const struct bf_alerts *alerts, uint32_t tgid, char *exe, size_t size)
+{
+	struct bf_proc_value value;
+	char link[64];
+	ssize_t len;
+
+	snprintf(link, sizeof(link), "/proc/%u/exe", tgid);
+	len = readlink(link, exe, size - 1);
+	if (len > 0) {
+		exe[len] = '\0';
+		return;
+	}
+	if (alerts->procs_fd >= 0 && !bpf_map_lookup_elem(alerts->procs_fd, &tgid, &value)) {
+		value.exe[sizeof(value.exe) - 1] = '\0';
+		snprintf(exe, size, "%s", value.exe);
+		return;
+	}
+	exe[0] = '\0';
 }
 
 static void format_timestamp(uint64_t event_ns, char *out, size_t size)
@@ -235,9 +263,7 @@ int bf_alerts_handle(struct bf_alerts *alerts, const struct bf_event *event, uin
 {
 	const struct bf_flow_value *flow = &event->flow;
 	struct alert_text t = {};
-	char exe_link[64];
 	json_object *root;
-	ssize_t len;
 	bool unknown = flow->verdict == BF_VERDICT_UNKNOWN;
 
 	if (flow->verdict != BF_VERDICT_FOREIGN && !unknown)
@@ -252,9 +278,7 @@ int bf_alerts_handle(struct bf_alerts *alerts, const struct bf_event *event, uin
 	bf_format_addr(event->key.family, flow->local, t.local, sizeof(t.local));
 	bf_country_format(flow->country, t.country);
 	memcpy(t.comm, flow->comm, sizeof(flow->comm));
-	snprintf(exe_link, sizeof(exe_link), "/proc/%u/exe", flow->tgid);
-	len = readlink(exe_link, t.exe, sizeof(t.exe) - 1);
-	t.exe[len > 0 ? len : 0] = '\0';
+	find_executable(alerts, flow->tgid, t.exe, sizeof(t.exe));
 	bf_geo_source_describe(alerts->table, flow->source, t.source, sizeof(t.source));
 	snprintf(t.uid, sizeof(t.uid), "%u", flow->uid);
 	t.app = bf_app_name(alerts->cfg, flow->app);

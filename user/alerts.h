@@ -30,6 +30,7 @@ struct bf_alerts {
 	const struct bf_config *cfg;
 	const struct bf_geo_table *table;
 	int fd;	      /* alerts file, -1 when disabled */
+	int procs_fd; /* procs map, for the executable of a process that has exited */
 	void *recent; /* tsearch(3) tree of destinations alerted within the repeat interval */
 	size_t nrecent;
 	struct bf_alert_count *counts;
@@ -38,7 +39,7 @@ struct bf_alerts {
 };
 
 int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
-		   const struct bf_geo_table *table, struct bf_error *err);
+		   const struct bf_geo_table *table, int procs_fd, struct bf_error *err);
 
 /*
  * Raises an alert for an out-of-region event unless the same application

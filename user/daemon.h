@@ -32,4 +32,7 @@ int bf_daemon_run(struct bf_daemon *d);
  */
 void bf_daemon_expire_flows(struct bf_daemon *d, uint64_t now_ns);
 
+/* Removes the entries of processes that exited more than a minute ago. */
+void bf_daemon_expire_procs(struct bf_daemon *d, uint64_t now_ns);
+
 #endif

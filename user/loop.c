@@ -17,6 +17,8 @@
 #include "log.h"
 #include "status.h"
 
+#include "../maps/proc.h"
+
 #define TICK_S	       1
 #define EXPIRE_EVERY_S 5
 
@@ -98,6 +100,34 @@ void bf_daemon_expire_flows(struct bf_daemon *d, uint64_t now_ns)
 	for (i = 0; i < n; i++)
 		if (!bpf_map_lookup_and_delete_elem(fd, &expired[i], &flow))
 			d->flows_expired++;
+	free(expired);
+}
+
+/* Exited processes keep their entry this long, for alerts that name their executable. */
+#define EXITED_LINGER_NS (60ull * 1000000000)
+
+void bf_daemon_expire_procs(struct bf_daemon *d, uint64_t now_ns)
+{
+	int fd = bpf_map__fd(d->mon.skel->maps.procs);
+	__u32 *expired = calloc(EXPIRE_BATCH, sizeof(*expired));
+	__u32 key, next, *prev = NULL;
+	struct bf_proc_value value;
+	size_t n = 0, i;
+
+	if (!expired)
+		return;
+	while (n < EXPIRE_BATCH && !bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (!bpf_map_lookup_elem(fd, &key, &value) && (value.flags & BF_PROC_EXITED) &&
+		    now_ns - value.exit_ns > EXITED_LINGER_NS)
+			expired[n++] = key;
+	}
+	for (i = 0; i < n; i++) {
+		/* Recheck: the pid may have been reused by a watched process meanwhile. */
+		if (!bpf_map_lookup_elem(fd, &expired[i], &value) && (value.flags & BF_PROC_EXITED))
+			(void)bpf_map_delete_elem(fd, &expired[i]);
+	}
 	free(expired);
 }
 
@@ -216,8 +246,10 @@ int bf_daemon_run(struct bf_daemon *d)
 				break;
 			case SOURCE_TIMER:
 				if (read(d->timer_fd, &expirations, sizeof(expirations)) > 0 &&
-				    ++ticks % EXPIRE_EVERY_S == 0)
+				    ++ticks % EXPIRE_EVERY_S == 0) {
 					bf_daemon_expire_flows(d, monotonic_ns());
+					bf_daemon_expire_procs(d, monotonic_ns());
+				}
 				break;
 			case SOURCE_CONTROL:
 				bf_control_serve(&d->control, answer_request, d);

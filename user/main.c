@@ -16,6 +16,8 @@
 
 #include <bpf/libbpf.h>
 
+#include "borderflow.skel.h"
+
 #include "daemon.h"
 #include "lib/stack.h"
 #include "log.h"
@@ -149,7 +151,8 @@ static int start(struct bf_daemon *d, const struct options *opts, struct bf_erro
 	if (!ret)
 		ret = bf_monitor_fill_apps(&d->mon, &d->cfg, err);
 	if (!ret)
-		ret = bf_alerts_open(&d->alerts, &d->cfg, &d->table, err);
+		ret = bf_alerts_open(&d->alerts, &d->cfg, &d->table,
+				     bpf_map__fd(d->mon.skel->maps.procs), err);
 	if (!ret)
 		ret = bf_control_open(&d->control, d->cfg.control_socket, err);
 	if (ret)

@@ -180,6 +180,8 @@ int bf_monitor_seed_procs(struct bf_monitor *mon, const struct bf_config *cfg)
 	for (i = 0; i < n; i++) {
 		struct bf_proc_value value = { .flags = BF_PROC_SEEDED };
 		struct seed_proc *p = &procs[i];
+		char link[64];
+		ssize_t len;
 		int depth;
 
 		value.app = p->app;
@@ -192,6 +194,9 @@ int bf_monitor_seed_procs(struct bf_monitor *mon, const struct bf_config *cfg)
 		}
 		if (!value.app)
 			continue;
+		snprintf(link, sizeof(link), "/proc/%u/exe", procs[i].pid);
+		len = readlink(link, value.exe, sizeof(value.exe) - 1);
+		value.exe[len > 0 ? len : 0] = '\0';
 		/* BPF_NOEXIST: an entry that exec or fork wrote meanwhile is more recent. */
 		if (!bpf_map_update_elem(procs_fd, &procs[i].pid, &value, BPF_NOEXIST))
 			seeded++;

@@ -44,9 +44,25 @@ struct request {
 	socklen_t dest_len;
 	uint16_t port;
 	unsigned long bytes;
+	unsigned long pause_ms; /* between opening the socket and the first byte */
+	unsigned long delay_ms; /* before opening the socket */
 };
 
 static char payload[WRITE_CHUNK_BYTES];
+
+static void sleep_ms(unsigned long ms)
+{
+	struct timespec left = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&left, &left) && errno == EINTR)
+		;
+}
+
+/* Waits req->pause_ms after the socket is open, so that a test can start the monitor meanwhile. */
+static void pause_before_sending(const struct request *req)
+{
+	sleep_ms(req->pause_ms);
+}
 
 /* Prints why a step failed and returns the exit status 1. */
 static int fail(const char *step, const struct request *req)
@@ -222,6 +238,7 @@ static int run_tcp(const struct request *req)
 		ret = fail("connect to", req);
 		goto out;
 	}
+	pause_before_sending(req);
 	if (write_all(fd, req->bytes)) {
 		ret = fail("send to", req);
 		goto out;
@@ -257,6 +274,7 @@ static int run_udp(const struct request *req)
 		ret = fail("connect to", req);
 		goto out;
 	}
+	pause_before_sending(req);
 	while (left) {
 		len = left < MAX_DATAGRAM_BYTES ? left : MAX_DATAGRAM_BYTES;
 		if (connected)
@@ -288,6 +306,7 @@ out:
 
 static int run_request(const struct request *req)
 {
+	sleep_ms(req->delay_ms);
 	if (req->mode == MODE_UDP || req->mode == MODE_UDP_CONNECTED)
 		return run_udp(req);
 	return run_tcp(req);
@@ -325,7 +344,7 @@ static int run_forked(const struct request *req)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: fakeclient [--fork] MODE ADDRESS PORT BYTES\n"
+		"Usage: fakeclient [--fork] [--delay-ms MS] [--pause-ms MS] MODE ADDRESS PORT BYTES\n"
 		"\n"
 		"Sends BYTES bytes (1-%lu) of payload to ADDRESS PORT and prints one line of\n"
 		"key=value results. MODE is one of:\n"
@@ -334,6 +353,8 @@ static void usage(FILE *f)
 		"  udp-connected  connected UDP, datagrams of at most %d bytes\n"
 		"  mapped         TCP from a dual-stack IPv6 socket to ::ffff:ADDRESS (IPv4)\n"
 		"  --fork         send from a forked child; the parent waits for it\n"
+		"  --pause-ms MS  wait MS milliseconds (0-60000) between connecting and sending\n"
+		"  --delay-ms MS  wait MS milliseconds (0-60000) before opening the socket\n"
 		"\n"
 		"Example: fakeclient tcp 192.0.2.1 9000 4096\n",
 		MAX_TOTAL_BYTES, MAX_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES);
@@ -350,9 +371,27 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (argc > 1 && !strcmp(argv[1], "--fork")) {
-		forked = true;
-		arg++;
+	for (; arg < argc && argv[arg][0] == '-' && argv[arg][1] == '-'; arg++) {
+		if (!strcmp(argv[arg], "--fork")) {
+			forked = true;
+		} else if (!strcmp(argv[arg], "--delay-ms") && arg + 1 < argc) {
+			if (parse_ulong(argv[++arg], 0, 60000, &req.delay_ms)) {
+				fprintf(stderr,
+					"fakeclient: invalid delay '%s', expected 0-60000 ms\n",
+					argv[arg]);
+				return 2;
+			}
+		} else if (!strcmp(argv[arg], "--pause-ms") && arg + 1 < argc) {
+			if (parse_ulong(argv[++arg], 0, 60000, &req.pause_ms)) {
+				fprintf(stderr,
+					"fakeclient: invalid pause '%s', expected 0-60000 ms\n",
+					argv[arg]);
+				return 2;
+			}
+		} else {
+			usage(stderr);
+			return 2;
+		}
 	}
 	if (argc - arg != 4) {
 		usage(stderr);
