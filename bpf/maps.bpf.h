@@ -90,9 +90,9 @@ BF_MAP struct {
 } sk_owner SEC(".maps");
 
 /*
- * Application of sockets released in the last moments, by cookie, so that
- * packets of TCP's TIME_WAIT and FIN exchange, which carry no full socket,
- * are still attributed.
+ * Application of sockets of unwatched processes released in the last
+ * moments, by cookie, so that packets of TCP's TIME_WAIT, which carry no
+ * full socket, are still attributed. Watched sockets have their flow entry.
  */
 BF_MAP struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -117,6 +117,18 @@ BF_MAP struct {
 	__type(value, struct bf_total_value);
 } totals SEC(".maps");
 
+/*
+ * Destinations that raised an out-of-region event, with the time, so that a
+ * client opening many connections to one server sends one event per repeat
+ * interval and not one per connection.
+ */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct bf_alert_key);
+	__type(value, __u64);
+} alerted SEC(".maps");
+
 /* Health counters, indexed by enum bf_stat. */
 BF_MAP struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -128,7 +140,7 @@ BF_MAP struct {
 /* Flow start, flow end and out-of-region events to the daemon. */
 BF_MAP struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, BF_EVENTS_BYTES);
 } events SEC(".maps");
 
 static __always_inline void bf_stat_add(__u32 index, __u64 value)

@@ -10,6 +10,9 @@
 #include "geo.bpf.h"
 #include <bpf/bpf_endian.h>
 
+/* Minimum time between two out-of-region events for one destination; the daemon sets it. */
+const volatile __u64 alert_repeat_ns = 600ull * 1000000000;
+
 #define ETH_P_IP   0x0800
 #define ETH_P_IPV6 0x86DD
 #define IP_OFFSET  0x1fff
@@ -25,64 +28,78 @@ struct packet {
 	__u16 header_bytes; /* IP and transport headers, repeated in every segment */
 };
 
-static __always_inline int parse_l4(struct __sk_buff *skb, __u32 offset, struct packet *pkt)
+/*
+ * Reads the ports, and for TCP the header length, of the transport header
+ * at offset. l4 holds the l4_bytes after the IP header that parse_packet
+ * read already, which cover a TCP header without options in the common case.
+ */
+static __always_inline int parse_l4(struct __sk_buff *skb, __u32 offset, const __u8 *l4,
+				    __u32 l4_bytes, struct packet *pkt)
 {
-	__be16 ports[2];
+	struct tcphdr tcp;
 
 	if (pkt->proto != BF_PROTO_TCP && pkt->proto != BF_PROTO_UDP)
 		return 0;
-	if (bpf_skb_load_bytes(skb, offset, ports, sizeof(ports)))
+	if (l4_bytes >= sizeof(tcp))
+		__builtin_memcpy(&tcp, l4, sizeof(tcp));
+	else if (bpf_skb_load_bytes(skb, offset, &tcp,
+				    pkt->proto == BF_PROTO_UDP ? sizeof(struct udphdr)
+							       : sizeof(tcp)))
 		return -1;
-	pkt->peer_port = bpf_ntohs(ports[1]);
-	pkt->local_port = bpf_ntohs(ports[0]);
-	if (pkt->proto == BF_PROTO_UDP) {
+	pkt->peer_port = bpf_ntohs(tcp.dest);
+	pkt->local_port = bpf_ntohs(tcp.source);
+	if (pkt->proto == BF_PROTO_UDP)
 		pkt->header_bytes += sizeof(struct udphdr);
-		return 0;
-	}
-
-	struct tcphdr tcp;
-
-	if (bpf_skb_load_bytes(skb, offset, &tcp, sizeof(tcp)))
-		return -1;
-	pkt->header_bytes += tcp.doff * 4;
+	else
+		pkt->header_bytes += tcp.doff * 4;
 	return 0;
 }
 
-/* Fills pkt as seen from the local socket: on egress the peer is the destination. */
+/*
+ * Fills pkt as seen from the local socket: on egress the peer is the
+ * destination. One load reads the IP header and the 20 bytes after it; a
+ * shorter packet is read again piece by piece.
+ */
 static __always_inline int parse_packet(struct __sk_buff *skb, bool egress, struct packet *pkt)
 {
+	__u8 buf[sizeof(struct ipv6hdr) + sizeof(struct tcphdr)];
 	__u32 src[4] = {}, dst[4] = {};
-	__u32 offset;
+	__u32 offset, l4_bytes = 0;
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr ip;
+		struct iphdr *ip = (struct iphdr *)buf;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+		if (!bpf_skb_load_bytes(skb, 0, buf, sizeof(*ip) + sizeof(struct tcphdr)))
+			l4_bytes = sizeof(struct tcphdr);
+		else if (bpf_skb_load_bytes(skb, 0, buf, sizeof(*ip)))
 			return -1;
-		offset = ip.ihl * 4;
-		if (offset < sizeof(ip))
+		offset = ip->ihl * 4;
+		if (offset < sizeof(*ip))
 			return -1;
+		if (offset != sizeof(*ip))
+			l4_bytes = 0; /* IP options: the bytes read are not the transport header */
 		pkt->family = 4;
-		pkt->proto = ip.protocol;
-		src[0] = ip.saddr;
-		dst[0] = ip.daddr;
-		pkt->header_bytes = offset;
-		if (ip.frag_off & bpf_htons(IP_OFFSET))
+		pkt->proto = ip->protocol;
+		src[0] = ip->saddr;
+		dst[0] = ip->daddr;
+		if (ip->frag_off & bpf_htons(IP_OFFSET))
 			pkt->proto = 0; /* a later fragment carries no ports */
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6;
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)buf;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+		if (!bpf_skb_load_bytes(skb, 0, buf, sizeof(buf)))
+			l4_bytes = sizeof(struct tcphdr);
+		else if (bpf_skb_load_bytes(skb, 0, buf, sizeof(*ip6)))
 			return -1;
 		pkt->family = 6;
-		pkt->proto = ip6.nexthdr;
-		__builtin_memcpy(src, &ip6.saddr, 16);
-		__builtin_memcpy(dst, &ip6.daddr, 16);
-		offset = sizeof(ip6);
-		pkt->header_bytes = offset;
+		pkt->proto = ip6->nexthdr;
+		__builtin_memcpy(src, &ip6->saddr, 16);
+		__builtin_memcpy(dst, &ip6->daddr, 16);
+		offset = sizeof(*ip6);
 	} else {
 		return -1;
 	}
+	pkt->header_bytes = offset;
 
 	if (egress) {
 		__builtin_memcpy(pkt->peer, dst, 16);
@@ -91,7 +108,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, bool egress, stru
 		__builtin_memcpy(pkt->peer, src, 16);
 		__builtin_memcpy(pkt->local, dst, 16);
 	}
-	if (parse_l4(skb, offset, pkt))
+	if (parse_l4(skb, offset, buf + offset, l4_bytes, pkt))
 		return -1;
 	if (!egress) {
 		__u16 port = pkt->peer_port;
@@ -147,6 +164,7 @@ static __always_inline void send_event(__u32 type, const struct bf_flow_key *key
 				       const struct bf_flow_value *flow, __u64 bytes)
 {
 	struct bf_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+	__u64 flags = BPF_RB_NO_WAKEUP;
 
 	if (!event) {
 		bf_stat_add(BF_STAT_EVENTS_LOST, 1);
@@ -157,7 +175,28 @@ static __always_inline void send_event(__u32 type, const struct bf_flow_key *key
 	event->key = *key;
 	event->flow = *flow;
 	event->packet_bytes = bytes;
-	bpf_ringbuf_submit(event, 0);
+	if (type == BF_EVENT_OUT_OF_REGION ||
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= BF_EVENTS_WAKEUP_BYTES)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(event, flags);
+}
+
+/* True when the destination raised no out-of-region event within alert_repeat_ns; records now. */
+static __always_inline bool alert_due(const struct bf_flow_key *key, __u32 app)
+{
+	struct bf_alert_key akey = {};
+	__u64 now = bpf_ktime_get_ns(), *last;
+
+	__builtin_memcpy(akey.peer, key->peer, 16);
+	akey.app = app;
+	akey.peer_port = key->peer_port;
+	akey.family = key->family;
+	akey.proto = key->proto;
+	last = bpf_map_lookup_elem(&alerted, &akey);
+	if (last && now - *last < alert_repeat_ns)
+		return false;
+	(void)bpf_map_update_elem(&alerted, &akey, &now, BPF_ANY);
+	return true;
 }
 
 static __always_inline void init_flow(struct bf_flow_value *flow, const struct bf_sock_owner *owner,
@@ -199,6 +238,14 @@ static __always_inline bool count_flow(const struct bf_flow_key *key,
 		struct bf_flow_value fresh;
 		long err;
 
+		/*
+		 * Packets after sock_release (data still queued, FIN, TIME_WAIT)
+		 * count only in an entry that exists, so the daemon can remove
+		 * ended flows soon without the late packets making new ones.
+		 */
+		if (!owner || (owner->flags & BF_SOCK_RELEASED))
+			return false;
+
 		init_flow(&fresh, owner, pkt, *geo, app);
 		err = bpf_map_update_elem(&flows, key, &fresh, BPF_NOEXIST);
 		if (err && err != -17 /* EEXIST: another CPU created it */) {
@@ -223,13 +270,15 @@ static __always_inline bool count_flow(const struct bf_flow_key *key,
 		__sync_fetch_and_add(&flow->receive_bytes, bytes);
 		__sync_fetch_and_add(&flow->receive_packets, packets);
 	}
-	flow->last_ns = bpf_ktime_get_ns();
+	/* Coarse (jiffy resolution) is enough for idle expiry, and cheaper per packet. */
+	flow->last_ns = bpf_ktime_get_coarse_ns();
 
 	if (egress && !(flow->flags & BF_FLOW_ALERTED) &&
 	    (flow->verdict == BF_VERDICT_FOREIGN || flow->verdict == BF_VERDICT_UNKNOWN)) {
 		/* Two CPUs may both send it; the daemon's repeat interval drops the second. */
 		flow->flags |= BF_FLOW_ALERTED;
-		send_event(BF_EVENT_OUT_OF_REGION, key, flow, bytes);
+		if (alert_due(key, app))
+			send_event(BF_EVENT_OUT_OF_REGION, key, flow, bytes);
 	}
 	return created;
 }
@@ -254,6 +303,22 @@ static __always_inline struct bf_sock_owner *find_owner(struct __sk_buff *skb, _
 	return owner;
 }
 
+/*
+ * Finds the application of a packet without socket storage: a TIME_WAIT
+ * socket or one older than the monitor. A watched flow is found by its key,
+ * an unwatched socket closed a moment ago in closed.
+ */
+static __always_inline __u32 orphan_app(const struct bf_flow_key *key)
+{
+	struct bf_flow_value *flow = bpf_map_lookup_elem(&flows, key);
+	__u32 *closed_app;
+
+	if (flow)
+		return flow->app;
+	closed_app = bpf_map_lookup_elem(&closed, &key->cookie);
+	return closed_app ? *closed_app : BF_APP_UNATTRIBUTED;
+}
+
 static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 {
 	struct bf_total_key total_key = {};
@@ -273,14 +338,17 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 	bytes = skb->len + (segs - 1) * pkt.header_bytes;
 
 	cookie = bpf_get_socket_cookie(skb);
-	owner = find_owner(skb, cookie);
-	if (owner) {
-		app = owner->app;
-	} else {
-		__u32 *closed_app = bpf_map_lookup_elem(&closed, &cookie);
+	key.cookie = cookie;
+	__builtin_memcpy(key.peer, pkt.peer, 16);
+	key.peer_port = pkt.peer_port;
+	key.family = pkt.family;
+	key.proto = pkt.proto;
 
-		app = closed_app ? *closed_app : BF_APP_UNATTRIBUTED;
-	}
+	owner = find_owner(skb, cookie);
+	if (owner)
+		app = owner->app;
+	else
+		app = orphan_app(&key);
 
 	if (owner && same_peer(owner, &pkt)) {
 		geo = owner->peer_geo;
@@ -295,11 +363,6 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 	}
 
 	if (app != BF_APP_OTHER && app != BF_APP_UNATTRIBUTED) {
-		key.cookie = cookie;
-		__builtin_memcpy(key.peer, pkt.peer, 16);
-		key.peer_port = pkt.peer_port;
-		key.family = pkt.family;
-		key.proto = pkt.proto;
 		new_flow = count_flow(&key, owner, &pkt, &geo, app, egress, bytes, segs);
 	} else if (owner && !(owner->flags & BF_SOCK_COUNTED)) {
 		owner->flags |= BF_SOCK_COUNTED;

@@ -64,6 +64,15 @@ static __always_inline struct bf_sock_owner *claim_socket(struct bpf_sock_addr *
 		owner->cookie = cookie;
 		owner->flags = 0;
 		owner->peer_family = 0;
+	} else if (owner->tgid == bpf_get_current_pid_tgid() >> 32) {
+		/*
+		 * The creator itself: only the application can have changed,
+		 * by an exec between socket(2) and this call.
+		 */
+		struct bf_proc_value *proc = bpf_map_lookup_elem(&procs, &owner->tgid);
+
+		owner->app = proc && !(proc->flags & BF_PROC_EXITED) ? proc->app : BF_APP_OTHER;
+		return owner;
 	}
 	set_caller(owner);
 	return owner;
@@ -160,13 +169,17 @@ static __always_inline void end_flow(struct bf_sock_owner *owner, __u64 cookie, 
 	event->key = key;
 	event->flow = *flow;
 	event->packet_bytes = 0;
-	bpf_ringbuf_submit(event, 0);
+	bpf_ringbuf_submit(event,
+			   bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= BF_EVENTS_WAKEUP_BYTES
+				   ? BPF_RB_FORCE_WAKEUP
+				   : BPF_RB_NO_WAKEUP);
 }
 
 /*
  * The process closed the socket. Packets can still follow (FIN, TIME_WAIT),
- * so the flow entry stays until the daemon expires it, and closed keeps the
- * application for packets that carry no full socket.
+ * so the flow entry of a watched application stays until the daemon expires
+ * it, and packets that carry no full socket find it by their key. For other
+ * sockets, closed keeps the application for those packets.
  */
 SEC("cgroup/sock_release")
 int bf_sock_release(struct bpf_sock *sk)
@@ -180,9 +193,12 @@ int bf_sock_release(struct bpf_sock *sk)
 	if (!owner)
 		return 1;
 	cookie = bpf_get_socket_cookie(sk);
-	(void)bpf_map_update_elem(&closed, &cookie, &owner->app, BPF_ANY);
 	owner->flags |= BF_SOCK_RELEASED;
-	if (owner->cookie == cookie && owner->peer_family && owner->app != BF_APP_OTHER)
+	if (owner->app == BF_APP_OTHER || owner->app == BF_APP_UNATTRIBUTED) {
+		(void)bpf_map_update_elem(&closed, &cookie, &owner->app, BPF_ANY);
+		return 1;
+	}
+	if (owner->cookie == cookie && owner->peer_family)
 		end_flow(owner, cookie, sk->protocol);
 	return 1;
 }

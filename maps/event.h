@@ -8,6 +8,16 @@
 
 #include "flow.h"
 
+/* Size of the ring buffer. */
+#define BF_EVENTS_BYTES (1u << 20)
+
+/*
+ * Flow start and end events do not wake the daemon until this much is
+ * waiting: it reads them on its next wakeup or its one-second tick, which
+ * saves a wakeup per connection. Out-of-region events always wake it.
+ */
+#define BF_EVENTS_WAKEUP_BYTES (BF_EVENTS_BYTES / 4)
+
 enum bf_event_type {
 	BF_EVENT_FLOW_START = 1,
 	BF_EVENT_FLOW_END = 2,

@@ -50,32 +50,42 @@ struct bf_flow_key {
 /*
  * Value of flows. The counters are updated with atomic adds from any CPU;
  * transmit_bytes and receive_bytes count IP packets, headers included, as
- * they are on the wire after segmentation offload.
+ * they are on the wire after segmentation offload. The fields that every
+ * packet touches come first, in one 64-byte cache line.
  */
 struct bf_flow_value {
 	__u64 transmit_bytes;
 	__u64 receive_bytes;
 	__u64 transmit_packets;
 	__u64 receive_packets;
+	__u64 last_ns; /* CLOCK_MONOTONIC_COARSE of the latest packet, for idle expiry */
+	__u16 country;
+	__u8 verdict;
+	__u8 source;
+	__u8 flags; /* BF_FLOW_* */
+	__u8 pad[3];
 	__u64 start_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the first packet */
-	__u64 last_ns;	/* CLOCK_MONOTONIC of the latest packet */
 	__u64 end_ns;	/* CLOCK_MONOTONIC of sock_release, 0 while open */
 	__u64 cgroup_id;
 	__u32 tgid;
 	__u32 uid;
 	__u32 app;
-	__u16 country;
-	__u8 verdict;
-	__u8 source;
-	__u8 local[16];
 	__u16 local_port;
-	__u8 flags; /* BF_FLOW_* */
-	__u8 pad;
-	__u32 pad2;
+	__u16 pad2;
+	__u8 local[16];
 	char comm[16];
 };
 
 #define BF_FLOW_ALERTED 1u /* a first out-of-region byte event was sent */
+
+/* Key of alerted: an application's destination. */
+struct bf_alert_key {
+	__u8 peer[16];
+	__u32 app;
+	__u16 peer_port;
+	__u8 family;
+	__u8 proto;
+};
 
 /* Key of totals: the aggregate that metrics and status report. */
 struct bf_total_key {

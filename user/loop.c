@@ -24,13 +24,15 @@
 
 /*
  * Flow expiry. A flow entry of a connected socket ends at sock_release but
- * stays for ENDED_LINGER_NS, because the FIN exchange and TIME_WAIT still
- * send packets that would otherwise create a new entry. Unconnected UDP
- * flows never see a release for their peer, so they end when idle for
- * UDP_IDLE_NS. TCP flows idle for TCP_IDLE_NS are taken as gone: keepalive
- * of live connections is far more frequent in practice.
+ * stays until it has been idle for ENDED_LINGER_NS, because data still
+ * queued at close(2) and the FIN exchange follow the release; the kernel
+ * never creates an entry for such late packets, it only counts them into
+ * one that exists (and always into totals). Unconnected UDP flows never
+ * see a release for their peer, so they end when idle for UDP_IDLE_NS. TCP
+ * flows idle for TCP_IDLE_NS are taken as gone: keepalive of live
+ * connections is far more frequent in practice.
  */
-#define ENDED_LINGER_NS (120ull * 1000000000)
+#define ENDED_LINGER_NS (10ull * 1000000000)
 #define UDP_IDLE_NS	(180ull * 1000000000)
 #define TCP_IDLE_NS	(6ull * 3600 * 1000000000)
 #define EXPIRE_BATCH	4096
@@ -66,13 +68,49 @@ static int handle_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static bool flow_expired(const struct bf_flow_key *key, const struct bf_flow_value *flow,
-			 uint64_t now_ns)
+/*
+ * Reads a hash map in batches of EXPIRE_BATCH and calls fn for each entry;
+ * fn returns true to list the key in expired (at most EXPIRE_BATCH keys).
+ * Returns the number of keys listed.
+ */
+static size_t scan_map(int fd, size_t key_size, size_t value_size, void *expired,
+		       bool (*fn)(const void *key, const void *value, uint64_t now_ns),
+		       uint64_t now_ns)
 {
+	void *keys = calloc(EXPIRE_BATCH, key_size), *values = calloc(EXPIRE_BATCH, value_size);
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u64 batch = 0;
+	bool first = true;
+	size_t n = 0, i;
+
+	while (keys && values && n < EXPIRE_BATCH) {
+		__u32 count = EXPIRE_BATCH;
+		int ret = bpf_map_lookup_batch(fd, first ? NULL : &batch, &batch, keys, values,
+					       &count, &opts);
+
+		first = false;
+		for (i = 0; i < count && n < EXPIRE_BATCH; i++) {
+			const char *key = (const char *)keys + i * key_size;
+
+			if (fn(key, (const char *)values + i * value_size, now_ns))
+				memcpy((char *)expired + n++ * key_size, key, key_size);
+		}
+		if (ret) /* -ENOENT: the whole map was read */
+			break;
+	}
+	free(keys);
+	free(values);
+	return n;
+}
+
+static bool flow_expired(const void *k, const void *v, uint64_t now_ns)
+{
+	const struct bf_flow_key *key = k;
+	const struct bf_flow_value *flow = v;
 	uint64_t idle = now_ns > flow->last_ns ? now_ns - flow->last_ns : 0;
 
 	if (flow->end_ns)
-		return now_ns - flow->end_ns > ENDED_LINGER_NS && idle > ENDED_LINGER_NS;
+		return idle > ENDED_LINGER_NS;
 	return idle > (key->proto == BF_PROTO_TCP ? TCP_IDLE_NS : UDP_IDLE_NS);
 }
 
@@ -80,18 +118,13 @@ void bf_daemon_expire_flows(struct bf_daemon *d, uint64_t now_ns)
 {
 	int fd = bpf_map__fd(d->mon.skel->maps.flows);
 	struct bf_flow_key *expired = calloc(EXPIRE_BATCH, sizeof(*expired));
-	struct bf_flow_key key, next, *prev = NULL;
 	struct bf_flow_value flow;
-	size_t n = 0, i;
+	size_t n, i;
 
 	if (!expired)
 		return;
-	while (n < EXPIRE_BATCH && !bpf_map_get_next_key(fd, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (!bpf_map_lookup_elem(fd, &key, &flow) && flow_expired(&key, &flow, now_ns))
-			expired[n++] = key;
-	}
+	n = scan_map(fd, sizeof(struct bf_flow_key), sizeof(struct bf_flow_value), expired,
+		     flow_expired, now_ns);
 	/*
 	 * Deleted one by one with lookup-and-delete: a packet that lands between
 	 * the scan above and the delete is in the value returned here, so the
@@ -106,23 +139,24 @@ void bf_daemon_expire_flows(struct bf_daemon *d, uint64_t now_ns)
 /* Exited processes keep their entry this long, for alerts that name their executable. */
 #define EXITED_LINGER_NS (60ull * 1000000000)
 
+static bool proc_expired(const void *key, const void *v, uint64_t now_ns)
+{
+	const struct bf_proc_value *value = v;
+
+	return (value->flags & BF_PROC_EXITED) && now_ns - value->exit_ns > EXITED_LINGER_NS;
+}
+
 void bf_daemon_expire_procs(struct bf_daemon *d, uint64_t now_ns)
 {
 	int fd = bpf_map__fd(d->mon.skel->maps.procs);
 	__u32 *expired = calloc(EXPIRE_BATCH, sizeof(*expired));
-	__u32 key, next, *prev = NULL;
 	struct bf_proc_value value;
-	size_t n = 0, i;
+	size_t n, i;
 
 	if (!expired)
 		return;
-	while (n < EXPIRE_BATCH && !bpf_map_get_next_key(fd, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (!bpf_map_lookup_elem(fd, &key, &value) && (value.flags & BF_PROC_EXITED) &&
-		    now_ns - value.exit_ns > EXITED_LINGER_NS)
-			expired[n++] = key;
-	}
+	n = scan_map(fd, sizeof(__u32), sizeof(struct bf_proc_value), expired, proc_expired,
+		     now_ns);
 	for (i = 0; i < n; i++) {
 		/* Recheck: the pid may have been reused by a watched process meanwhile. */
 		if (!bpf_map_lookup_elem(fd, &expired[i], &value) && (value.flags & BF_PROC_EXITED))
@@ -245,6 +279,8 @@ int bf_daemon_run(struct bf_daemon *d)
 					return 0;
 				break;
 			case SOURCE_TIMER:
+				/* Flow events do not wake the daemon, so read them here too. */
+				(void)ring_buffer__consume(d->events);
 				if (read(d->timer_fd, &expirations, sizeof(expirations)) > 0 &&
 				    ++ticks % EXPIRE_EVERY_S == 0) {
 					bf_daemon_expire_flows(d, monotonic_ns());

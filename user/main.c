@@ -140,7 +140,7 @@ static int start(struct bf_daemon *d, const struct options *opts, struct bf_erro
 	int ret;
 
 	clock_gettime(CLOCK_MONOTONIC, &step);
-	ret = bf_monitor_load(&d->mon, &d->table, err);
+	ret = bf_monitor_load(&d->mon, &d->table, &d->cfg, err);
 	if (ret)
 		return ret;
 	log_info("BPF programs loaded in %.3f s", elapsed_s(&step));

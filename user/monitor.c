@@ -22,7 +22,8 @@
 /* Room above the loaded data, so that a reload with a few more prefixes fits. */
 #define GEO_HEADROOM 4096
 
-int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table, struct bf_error *err)
+int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table,
+		    const struct bf_config *cfg, struct bf_error *err)
 {
 	size_t n4 = 0, n6 = 0;
 	int ret;
@@ -45,6 +46,8 @@ int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table, st
 	if (ret)
 		return bf_error_set(err, ret, "failed to size geolocation tries: %s",
 				    strerror(-ret));
+
+	mon->skel->rodata->alert_repeat_ns = cfg->alerts_repeat_s * 1000000000ull;
 
 	ret = borderflow_bpf__load(mon->skel);
 	if (ret)

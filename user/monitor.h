@@ -29,8 +29,12 @@ struct bf_monitor {
 	size_t prefixes6;
 };
 
-/* Opens the skeleton, sizes the tries for table and loads the programs into the kernel. */
-int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table, struct bf_error *err);
+/*
+ * Opens the skeleton, sizes the tries for table, sets the load-time
+ * settings from cfg and loads the programs into the kernel.
+ */
+int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table,
+		    const struct bf_config *cfg, struct bf_error *err);
 
 /* Writes every prefix of table, with its verdict under cfg, into the tries. */
 int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table,

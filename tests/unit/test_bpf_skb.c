@@ -280,6 +280,21 @@ static void test_ingress_udp6_counted_by_source(void **state)
 	assert_int_equal(after.receive_packets - before.receive_packets, 1);
 }
 
+/* 40 + 8 + 1 bytes: shorter than the header bytes the program reads in one load. */
+static void test_short_udp6_datagram_counted(void **state)
+{
+	struct borderflow_bpf *skel = need_skel(state);
+	struct bf_total_value before, after;
+	uint8_t packet[128];
+	size_t len = build_udp6(packet, "2001:db8:1::2", "2001:db8:852::53", 1);
+
+	before = read_total(skel, "HK", BF_VERDICT_APPROVED, IPPROTO_UDP);
+	run_packet(skel->progs.bf_egress, packet, len, 0);
+	after = read_total(skel, "HK", BF_VERDICT_APPROVED, IPPROTO_UDP);
+	assert_int_equal(after.transmit_bytes - before.transmit_bytes, len - ETH_HLEN);
+	assert_int_equal(after.transmit_packets - before.transmit_packets, 1);
+}
+
 static void test_address_outside_data_is_unknown(void **state)
 {
 	struct borderflow_bpf *skel = need_skel(state);
@@ -356,6 +371,7 @@ int main(void)
 		cmocka_unit_test(test_ingress_tcp4_counted_by_source),
 		cmocka_unit_test(test_gso_counts_segments_and_headers),
 		cmocka_unit_test(test_ingress_udp6_counted_by_source),
+		cmocka_unit_test(test_short_udp6_datagram_counted),
 		cmocka_unit_test(test_address_outside_data_is_unknown),
 		cmocka_unit_test(test_local_prefix_gives_local),
 		cmocka_unit_test(test_later_fragment_counted_without_ports),
