@@ -5,7 +5,8 @@
 # It installs the build and test dependencies and the default geolocation data, and builds.
 # Then it either installs and starts the daemon or runs the test suite.
 #
-#   sh tools/setup.sh run    install into /usr/local and start borderflowd in the background
+#   sh tools/setup.sh run    install into /usr/local, start borderflowd in the background, and
+#                            show a demo client's traffic (tools/demo.sh)
 #   sh tools/setup.sh test   build the tests and run them; exits with the test runner's status
 #
 # Every step can run again: packages already installed and geolocation data that is as new as
@@ -301,7 +302,13 @@ do_run() {
 
 	start_daemon
 
-	begin_step "borderflow status"
+	# A fresh machine has no watched application running, so the demo shows one: a second,
+	# temporary daemon watches a demo client that sends to lab hosts in network namespaces.
+	begin_step "demo of a watched application (tools/demo.sh)"
+	make --no-print-directory -j2 tests >/dev/null
+	bash tools/demo.sh
+
+	begin_step "borderflow status of the installed daemon"
 	"$PREFIX/bin/borderflow" status
 
 	step=""
