@@ -46,6 +46,8 @@ struct request {
 	unsigned long bytes;
 	unsigned long pause_ms; /* between opening the socket and the first byte */
 	unsigned long delay_ms; /* before opening the socket */
+	unsigned long repeat;	/* connections (or UDP sockets) made one after the other */
+	bool quiet;		/* no result line, for many repeats */
 };
 
 static char payload[WRITE_CHUNK_BYTES];
@@ -164,6 +166,8 @@ static void format_sockaddr(const struct sockaddr_storage *ss, char *addr, size_
 
 static void print_result(int fd, const struct request *req, const char *transport)
 {
+	if (req->quiet)
+		return;
 	char source[INET6_ADDRSTRLEN] = "?", dest[INET6_ADDRSTRLEN] = "?";
 	struct sockaddr_storage local;
 	socklen_t len = sizeof(local);
@@ -304,12 +308,22 @@ out:
 	return ret;
 }
 
-static int run_request(const struct request *req)
+static int run_once(const struct request *req)
 {
-	sleep_ms(req->delay_ms);
 	if (req->mode == MODE_UDP || req->mode == MODE_UDP_CONNECTED)
 		return run_udp(req);
 	return run_tcp(req);
+}
+
+static int run_request(const struct request *req)
+{
+	unsigned long i;
+	int ret = 0;
+
+	sleep_ms(req->delay_ms);
+	for (i = 0; i < req->repeat && !ret; i++)
+		ret = run_once(req);
+	return ret;
 }
 
 /* Runs the request in a child process and returns the child's exit status. */
@@ -344,7 +358,8 @@ static int run_forked(const struct request *req)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: fakeclient [--fork] [--delay-ms MS] [--pause-ms MS] MODE ADDRESS PORT BYTES\n"
+		"Usage: fakeclient [--fork] [--delay-ms MS] [--pause-ms MS] [--repeat N]\n"
+		"                  MODE ADDRESS PORT BYTES\n"
 		"\n"
 		"Sends BYTES bytes (1-%lu) of payload to ADDRESS PORT and prints one line of\n"
 		"key=value results. MODE is one of:\n"
@@ -355,6 +370,8 @@ static void usage(FILE *f)
 		"  --fork         send from a forked child; the parent waits for it\n"
 		"  --pause-ms MS  wait MS milliseconds (0-60000) between connecting and sending\n"
 		"  --delay-ms MS  wait MS milliseconds (0-60000) before opening the socket\n"
+		"  --repeat N     do it N times (1-100000), a new socket each time, printing\n"
+		"                 one line with the count instead of a result line each\n"
 		"\n"
 		"Example: fakeclient tcp 192.0.2.1 9000 4096\n",
 		MAX_TOTAL_BYTES, MAX_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES);
@@ -362,10 +379,10 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	struct request req = { 0 };
+	struct request req = { .repeat = 1 };
 	unsigned long port;
 	bool forked = false;
-	int arg = 1;
+	int arg = 1, ret;
 
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		usage(stdout);
@@ -374,6 +391,14 @@ int main(int argc, char **argv)
 	for (; arg < argc && argv[arg][0] == '-' && argv[arg][1] == '-'; arg++) {
 		if (!strcmp(argv[arg], "--fork")) {
 			forked = true;
+		} else if (!strcmp(argv[arg], "--repeat") && arg + 1 < argc) {
+			if (parse_ulong(argv[++arg], 1, 100000, &req.repeat)) {
+				fprintf(stderr,
+					"fakeclient: invalid repeat count '%s', expected 1-100000\n",
+					argv[arg]);
+				return 2;
+			}
+			req.quiet = req.repeat > 1;
 		} else if (!strcmp(argv[arg], "--delay-ms") && arg + 1 < argc) {
 			if (parse_ulong(argv[++arg], 0, 60000, &req.delay_ms)) {
 				fprintf(stderr,
@@ -423,5 +448,9 @@ int main(int argc, char **argv)
 	}
 
 	memset(payload, 'b', sizeof(payload));
-	return forked ? run_forked(&req) : run_request(&req);
+	ret = forked ? run_forked(&req) : run_request(&req);
+	if (!ret && req.quiet)
+		printf("repeat=%lu mode=%s destination=%s dport=%u bytes=%lu\n", req.repeat,
+		       argv[arg], req.address, (unsigned int)req.port, req.bytes);
+	return ret;
 }
