@@ -129,6 +129,14 @@ BF_MAP struct {
 	__type(value, __u64);
 } alerted SEC(".maps");
 
+/* Application names by id; only the daemon reads and writes it. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BF_MAX_APPS + 1);
+	__type(key, __u32);
+	__type(value, struct bf_app_name);
+} app_names SEC(".maps");
+
 /* Health counters, indexed by enum bf_stat. */
 BF_MAP struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -43,6 +43,15 @@ struct bf_proc_value {
 #define BF_PROC_INHERITED 2u /* inherited at fork from a watched parent */
 #define BF_PROC_EXITED	  4u /* the process has exited; the daemon removes the entry */
 
+/*
+ * Value of app_names, indexed by application id: the name of the [app NAME]
+ * section that the id belongs to, "" for a free id. The map is pinned with
+ * totals, so an id keeps its application across restarts and config edits.
+ */
+struct bf_app_name {
+	char name[64];
+};
+
 /* How many ancestor folders of an executable the exec program compares with app_dirs. */
 #define BF_MAX_DIR_DEPTH 24
 

@@ -61,7 +61,7 @@ printf '%s\n' "[policy]" "approved = MO HK" \
 	"[geo]" "data = $DATA_DIR/geoip $DATA_DIR/geoip6" "override = $LAB_TMP/lab-override.csv" \
 	"[app demo]" "path = $APP_DIR/" \
 	"[alerts]" "file = $ALERTS" \
-	"[daemon]" "socket = $SOCK" >"$CONF"
+	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" >"$CONF"
 
 echo "demo: starting a second borderflowd for the demo client, on cgroup $LAB_CGROUP"
 "$DAEMON" --config "$CONF" --cgroup "$LAB_CGROUP" 2>"$LAB_TMP/daemon.log" &

@@ -36,15 +36,6 @@ static int compare_recent(const void *a, const void *b)
 	return memcmp(a, b, offsetof(struct recent_key, alerted_s));
 }
 
-const char *bf_app_name(const struct bf_config *cfg, uint32_t app)
-{
-	if (app == BF_APP_OTHER)
-		return "other";
-	if (app == BF_APP_UNATTRIBUTED || app > cfg->napps)
-		return "unattributed";
-	return cfg->apps[app - 1].name;
-}
-
 void bf_format_addr(uint8_t family, const uint8_t addr[16], char *out, size_t size)
 {
 	if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, out, size))
@@ -52,9 +43,11 @@ void bf_format_addr(uint8_t family, const uint8_t addr[16], char *out, size_t si
 }
 
 int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
-		   const struct bf_geo_table *table, int procs_fd, struct bf_error *err)
+		   const struct bf_geo_table *table, const struct bf_registry *registry,
+		   int procs_fd, struct bf_error *err)
 {
 	memset(alerts, 0, sizeof(*alerts));
+	alerts->registry = registry;
 	alerts->procs_fd = procs_fd;
 	alerts->cfg = cfg;
 	alerts->table = table;
@@ -281,7 +274,7 @@ int bf_alerts_handle(struct bf_alerts *alerts, const struct bf_event *event, uin
 	find_executable(alerts, flow->tgid, t.exe, sizeof(t.exe));
 	bf_geo_source_describe(alerts->table, flow->source, t.source, sizeof(t.source));
 	snprintf(t.uid, sizeof(t.uid), "%u", flow->uid);
-	t.app = bf_app_name(alerts->cfg, flow->app);
+	t.app = bf_registry_name(alerts->registry, flow->app);
 	t.rule = unknown ? BF_RULE_UNKNOWN : BF_RULE_FOREIGN;
 	t.verdict = bf_verdict_name(flow->verdict);
 	t.transport = event->key.proto == BF_PROTO_TCP	 ? "tcp"

@@ -12,6 +12,7 @@
 #include "lib/config.h"
 #include "lib/error.h"
 #include "lib/geo.h"
+#include "registry.h"
 
 #include "../maps/event.h"
 
@@ -29,6 +30,7 @@ struct bf_alert_count {
 struct bf_alerts {
 	const struct bf_config *cfg;
 	const struct bf_geo_table *table;
+	const struct bf_registry *registry;
 	int fd;	      /* alerts file, -1 when disabled */
 	int procs_fd; /* procs map, for the executable of a process that has exited */
 	void *recent; /* tsearch(3) tree of destinations alerted within the repeat interval */
@@ -39,7 +41,8 @@ struct bf_alerts {
 };
 
 int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
-		   const struct bf_geo_table *table, int procs_fd, struct bf_error *err);
+		   const struct bf_geo_table *table, const struct bf_registry *registry,
+		   int procs_fd, struct bf_error *err);
 
 /*
  * Raises an alert for an out-of-region event unless the same application
@@ -50,9 +53,6 @@ int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
 int bf_alerts_handle(struct bf_alerts *alerts, const struct bf_event *event, uint64_t now_s);
 
 void bf_alerts_close(struct bf_alerts *alerts);
-
-/* Name of a watched application id, or "other" / "unattributed". */
-const char *bf_app_name(const struct bf_config *cfg, uint32_t app);
 
 /* Formats an address of a flow key (family 4 or 6) as text. */
 void bf_format_addr(uint8_t family, const uint8_t addr[16], char *out, size_t size);

@@ -151,7 +151,7 @@ static int start(struct bf_daemon *d, const struct options *opts, struct bf_erro
 	if (!ret)
 		ret = bf_monitor_fill_apps(&d->mon, &d->cfg, err);
 	if (!ret)
-		ret = bf_alerts_open(&d->alerts, &d->cfg, &d->table,
+		ret = bf_alerts_open(&d->alerts, &d->cfg, &d->table, &d->mon.registry,
 				     bpf_map__fd(d->mon.skel->maps.procs), err);
 	if (!ret)
 		ret = bf_control_open(&d->control, d->cfg.control_socket, err);

@@ -5,7 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -22,6 +26,69 @@
 /* Room above the loaded data, so that a reload with a few more prefixes fits. */
 #define GEO_HEADROOM 4096
 
+/* Mounts the BPF file system on /sys/fs/bpf when the pin folder is below it and nothing is. */
+static int mount_bpffs(const char *pin_dir, struct bf_error *err)
+{
+	struct statfs st;
+
+	if (strncmp(pin_dir, "/sys/fs/bpf/", 12))
+		return 0;
+	if (!statfs("/sys/fs/bpf", &st) && st.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
+		return bf_error_set(
+			err, -errno,
+			"failed to mount the BPF file system on /sys/fs/bpf for [daemon] "
+			"pin '%s': %s",
+			pin_dir, strerror(errno));
+	log_notice("mounted the BPF file system on /sys/fs/bpf");
+	return 0;
+}
+
+/*
+ * Creates and locks the pin folder, and points the maps to keep there at
+ * it. The lock (flock(2) on the folder) keeps a second daemon from adding
+ * its counts into the same maps.
+ */
+static int prepare_pins(struct bf_monitor *mon, const char *pin_dir, struct bf_error *err)
+{
+	struct bpf_map *maps[] = { mon->skel->maps.totals, mon->skel->maps.stats,
+				   mon->skel->maps.app_names };
+	struct statfs st;
+	char path[4200];
+	size_t i;
+	int ret;
+
+	ret = mount_bpffs(pin_dir, err);
+	if (ret)
+		return ret;
+	if (mkdir(pin_dir, 0700) && errno != EEXIST)
+		return bf_error_set(err, -errno, "failed to create [daemon] pin folder '%s': %s",
+				    pin_dir, strerror(errno));
+	mon->pin_fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mon->pin_fd < 0)
+		return bf_error_set(err, -errno, "failed to open [daemon] pin folder '%s': %s",
+				    pin_dir, strerror(errno));
+	if (fstatfs(mon->pin_fd, &st) || st.f_type != BPF_FS_MAGIC)
+		return bf_error_set(err, -EINVAL,
+				    "[daemon] pin folder '%s' is not on a BPF file system; use a "
+				    "folder below /sys/fs/bpf",
+				    pin_dir);
+	if (flock(mon->pin_fd, LOCK_EX | LOCK_NB))
+		return bf_error_set(err, -EBUSY,
+				    "another borderflowd uses the pinned maps in '%s'; stop it, or "
+				    "give this one another [daemon] pin folder",
+				    pin_dir);
+	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, bpf_map__name(maps[i]));
+		ret = bpf_map__set_pin_path(maps[i], path);
+		if (ret)
+			return bf_error_set(err, ret, "failed to set pin path '%s': %s", path,
+					    strerror(-ret));
+	}
+	return 0;
+}
+
 int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table,
 		    const struct bf_config *cfg, struct bf_error *err)
 {
@@ -30,6 +97,7 @@ int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table,
 
 	memset(mon, 0, sizeof(*mon));
 	mon->cgroup_fd = -1;
+	mon->pin_fd = -1;
 
 	ret = bf_geo_count_prefixes(table, &n4, &n6);
 	if (ret)
@@ -48,14 +116,26 @@ int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table,
 				    strerror(-ret));
 
 	mon->skel->rodata->alert_repeat_ns = cfg->alerts_repeat_s * 1000000000ull;
+	if (cfg->pin_dir[0]) {
+		ret = prepare_pins(mon, cfg->pin_dir, err);
+		if (ret)
+			return ret;
+	}
 
 	ret = borderflow_bpf__load(mon->skel);
+	if (ret && cfg->pin_dir[0])
+		return bf_error_set(
+			err, ret,
+			"failed to load BPF programs: %s; if libbpf reports a pinned map "
+			"it cannot reuse, it is from an incompatible version: remove '%s' "
+			"to start new counters",
+			strerror(-ret), cfg->pin_dir);
 	if (ret)
 		return bf_error_set(
 			err, ret,
 			"failed to load BPF programs: %s (run with -v for the verifier log)",
 			strerror(-ret));
-	return 0;
+	return bf_registry_load(&mon->registry, bpf_map__fd(mon->skel->maps.app_names), cfg, err);
 }
 
 static enum bf_verdict range_verdict(const struct bf_geo_table *table, const struct bf_config *cfg,
@@ -299,7 +379,7 @@ int bf_monitor_fill_apps(struct bf_monitor *mon, const struct bf_config *cfg, st
 
 	for (i = 0; i < cfg->napps; i++) {
 		const struct bf_app_config *app = &cfg->apps[i];
-		__u32 id = i + 1;
+		__u32 id = mon->registry.ids[i];
 
 		for (j = 0; j < app->npaths; j++) {
 			const char *path = app->paths[j];
@@ -446,6 +526,9 @@ void bf_monitor_destroy(struct bf_monitor *mon)
 	if (mon->cgroup_fd >= 0)
 		close(mon->cgroup_fd);
 	mon->cgroup_fd = -1;
+	if (mon->pin_fd >= 0)
+		close(mon->pin_fd); /* releases the lock */
+	mon->pin_fd = -1;
 	borderflow_bpf__destroy(mon->skel);
 	mon->skel = NULL;
 }

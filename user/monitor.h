@@ -11,6 +11,7 @@
 #include "lib/config.h"
 #include "lib/error.h"
 #include "lib/geo.h"
+#include "registry.h"
 
 #include "../maps/geo.h"
 
@@ -27,11 +28,16 @@ struct bf_monitor {
 	char cgroup_path[4096];
 	size_t prefixes4; /* prefixes written to the geolocation tries */
 	size_t prefixes6;
+	int pin_fd; /* the pin folder, locked while this daemon uses it; -1 without pinning */
+	struct bf_registry registry;
 };
 
 /*
  * Opens the skeleton, sizes the tries for table, sets the load-time
- * settings from cfg and loads the programs into the kernel.
+ * settings from cfg and loads the programs into the kernel. With [daemon]
+ * pin, the counters (totals, stats) and the application ids (app_names)
+ * are pinned there, and a later start reuses them, so a restart does not
+ * reset them.
  */
 int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table,
 		    const struct bf_config *cfg, struct bf_error *err);

@@ -34,7 +34,8 @@ struct seed_proc {
 };
 
 /* Matches an executable path against the folder matchers of cfg, by canonical path prefix. */
-static __u32 match_folder(const struct bf_config *cfg, const char *exe)
+static __u32 match_folder(const struct bf_monitor *mon, const struct bf_config *cfg,
+			  const char *exe)
 {
 	char folder[4096];
 	size_t i, j, len;
@@ -48,7 +49,7 @@ static __u32 match_folder(const struct bf_config *cfg, const char *exe)
 				continue;
 			len = strlen(folder);
 			if (!strncmp(exe, folder, len) && exe[len] == '/')
-				return i + 1;
+				return mon->registry.ids[i];
 		}
 	}
 	return 0;
@@ -85,7 +86,7 @@ static __u32 match_inode_or_comm(struct bf_monitor *mon, const struct bf_config 
 	for (i = 0; i < cfg->napps; i++)
 		for (j = 0; j < cfg->apps[i].ncomms; j++)
 			if (!strcmp(cfg->apps[i].comms[j], comm_key.comm))
-				return i + 1;
+				return mon->registry.ids[i];
 	return 0;
 }
 
@@ -99,7 +100,7 @@ static __u32 match_process(struct bf_monitor *mon, const struct bf_config *cfg, 
 	len = readlink(link, exe, sizeof(exe) - 1);
 	if (len > 0) {
 		exe[len] = '\0';
-		app = match_folder(cfg, exe);
+		app = match_folder(mon, cfg, exe);
 		if (app)
 			return app;
 	}

@@ -167,16 +167,37 @@ static int compare_rows(const void *a, const void *b)
 	return bx > by ? -1 : bx < by;
 }
 
-/* Applications in config order, then other, then unattributed. */
-static json_object *build_apps(const struct bf_config *cfg, struct rows *rows,
-			       uint64_t *unattributed_bytes)
+static bool has_rows(const struct rows *rows, uint32_t app)
+{
+	size_t i;
+
+	for (i = 0; i < rows->n; i++)
+		if (rows->items[i].app == app)
+			return true;
+	return false;
+}
+
+/*
+ * Applications in config order, then applications no longer in the config
+ * whose pinned counters have counts, then other, then unattributed.
+ */
+static json_object *build_apps(const struct bf_config *cfg, const struct bf_registry *registry,
+			       struct rows *rows, uint64_t *unattributed_bytes)
 {
 	json_object *apps = json_object_new_array();
-	uint32_t ids[BF_MAX_APPS + 2];
+	uint32_t ids[2 * BF_MAX_APPS + 2], id;
 	size_t nids = 0, i, j;
 
 	for (i = 0; i < cfg->napps; i++)
-		ids[nids++] = i + 1;
+		ids[nids++] = registry->ids[i];
+	for (id = 1; id <= BF_MAX_APPS; id++) {
+		bool configured = false;
+
+		for (i = 0; i < cfg->napps; i++)
+			configured |= registry->ids[i] == id;
+		if (!configured && registry->names[id][0] && has_rows(rows, id))
+			ids[nids++] = id;
+	}
 	ids[nids++] = BF_APP_OTHER;
 	ids[nids++] = BF_APP_UNATTRIBUTED;
 	qsort(rows->items, rows->n, sizeof(*rows->items), compare_rows);
@@ -186,7 +207,7 @@ static json_object *build_apps(const struct bf_config *cfg, struct rows *rows,
 		json_object *app = json_object_new_object(), *dests = json_object_new_array();
 
 		json_object_object_add(app, "app",
-				       json_object_new_string(bf_app_name(cfg, ids[i])));
+				       json_object_new_string(bf_registry_name(registry, ids[i])));
 		for (j = 0; j < rows->n; j++) {
 			const struct row *r = &rows->items[j];
 
@@ -233,7 +254,8 @@ static json_object *build_geo(struct bf_monitor *mon, const struct bf_geo_table 
 	return geo;
 }
 
-static json_object *build_alert_counts(const struct bf_config *cfg, const struct bf_alerts *alerts)
+static json_object *build_alert_counts(const struct bf_registry *registry,
+				       const struct bf_alerts *alerts)
 {
 	json_object *list = json_object_new_array();
 	size_t i;
@@ -245,7 +267,7 @@ static json_object *build_alert_counts(const struct bf_config *cfg, const struct
 
 		bf_country_format(c->country, country);
 		json_object_object_add(obj, "app",
-				       json_object_new_string(bf_app_name(cfg, c->app)));
+				       json_object_new_string(bf_registry_name(registry, c->app)));
 		json_object_object_add(obj, "country", json_object_new_string(country));
 		json_object_object_add(
 			obj, "rule",
@@ -283,14 +305,14 @@ json_object *bf_status_build(struct bf_monitor *mon, const struct bf_config *cfg
 		return NULL;
 	}
 	root = json_object_new_object();
-	json_object_object_add(root, "apps", build_apps(cfg, &rows, &unattributed));
+	json_object_object_add(root, "apps", build_apps(cfg, &mon->registry, &rows, &unattributed));
 	add_u64(root, "unattributed_bytes", unattributed);
 	for (i = 0; i < sizeof(stats) / sizeof(stats[0]); i++) {
 		if (read_stat(mon, stats[i].index, &value))
 			value = 0;
 		add_u64(root, stats[i].name, value);
 	}
-	json_object_object_add(root, "alerts", build_alert_counts(cfg, alerts));
+	json_object_object_add(root, "alerts", build_alert_counts(&mon->registry, alerts));
 	json_object_object_add(root, "geo", build_geo(mon, table));
 	json_object_object_add(root, "cgroup", json_object_new_string(mon->cgroup_path));
 	free(rows.items);

@@ -33,6 +33,8 @@ LAB_CLI_IF=bf-veth0
 LAB_SRV_IF=bf-veth1
 LAB_CGROUP=
 LAB_TMP=
+# Pin folder for a daemon of this run ([daemon] pin), so runs never share counters.
+LAB_PIN=/sys/fs/bpf/borderflow-test-$LAB_SUFFIX
 
 # Server addresses, named for the country the test geolocation file gives them.
 LAB_MO4=192.0.2.1
@@ -311,6 +313,9 @@ lab_teardown()
 	done
 	LAB_NETNS=()
 
+	if [[ -d $LAB_PIN ]]; then
+		rm -rf -- "$LAB_PIN"
+	fi
 	if [[ -n $LAB_TMP && $LAB_TMP == /tmp/bf-lab.* && -d $LAB_TMP ]]; then
 		rm -rf -- "$LAB_TMP"
 	fi

@@ -52,7 +52,7 @@ cp "$LAB_BIN/fakeclient" "$WATCHED" || lab_bail "failed to copy fakeclient to '$
 lab_write_geo "$LAB_TMP/geo.csv"
 printf '%s\n' "[policy]" "approved = MO HK" "[geo]" "data = $LAB_TMP/geo.csv" \
 	"[app dingtalk]" "path = $APP_DIR/" "[alerts]" "file = $LAB_TMP/alerts.jsonl" \
-	"[daemon]" "socket = $SOCK" >"$CONF"
+	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" >"$CONF"
 
 lab_assert_route "$LAB_CN4"
 lab_sink_start "$PORT"

@@ -6,7 +6,8 @@
 # never seen by the socket hooks and must be labelled from /proc. Another
 # client process starts before the daemon and opens its socket after: its
 # process must be seeded from /proc. Both must count as the watched
-# application, not as unattributed, and raise their alerts.
+# application, not as unattributed, and raise their alerts. A second start
+# with another application added keeps the pinned counters of the first.
 
 # shellcheck source=tests/lab/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -52,7 +53,7 @@ cp "$LAB_BIN/fakeclient" "$WATCHED" || lab_bail "failed to copy fakeclient to '$
 lab_write_geo "$LAB_TMP/geo.csv"
 printf '%s\n' "[policy]" "approved = MO HK" "[geo]" "data = $LAB_TMP/geo.csv" \
 	"[app dingtalk]" "path = $APP_DIR/" "[alerts]" "file = $ALERTS" \
-	"[daemon]" "socket = $SOCK" >"$CONF"
+	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" >"$CONF"
 
 lab_assert_route "$LAB_CN4"
 lab_assert_route "$LAB_US4"
@@ -144,8 +145,41 @@ check_eq "alert names the seeded executable" \
 	"$(jq -r --arg ip "$LAB_US4" 'select(.destination.ip == $ip) | .process.executable' \
 		"$ALERTS")" "$WATCHED"
 
-lab_sink_stop || diag "sink exited with status $?"
 lab_stop "$DAEMON_PID" "$STOP_TIMEOUT_S"
 check_eq "daemon exits 0 within $STOP_TIMEOUT_S s of SIGTERM" "$?" 0
+DAEMON_PID=
+
+# --- a restart keeps the pinned counters ------------------------------------------
+
+# A new section before dingtalk: the pinned ids, not the config order, name the counts.
+cn_before=$(status_sum dingtalk CN transmit_bytes)
+us_before=$(status_sum dingtalk US transmit_bytes)
+mkdir -p "$LAB_TMP/opt/apps/newer" || lab_bail "failed to create a second app folder"
+printf '%s\n' "[policy]" "approved = MO HK" "[geo]" "data = $LAB_TMP/geo.csv" \
+	"[app newer]" "path = $LAB_TMP/opt/apps/newer/" \
+	"[app dingtalk]" "path = $APP_DIR/" "[alerts]" "file = $ALERTS" \
+	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" >"$CONF"
+
+"$DAEMON" --config "$CONF" --cgroup "$LAB_CGROUP" >>"$LAB_TMP/daemon.out" \
+	2>>"$LAB_TMP/daemon.log" &
+DAEMON_PID=$!
+LAB_PIDS+=("$DAEMON_PID")
+for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
+	"$CLI" status --json --socket "$SOCK" >"$STATUS" 2>/dev/null && break
+	lab_alive "$DAEMON_PID" || break
+	sleep 0.1
+done
+check_eq "restarted daemon keeps dingtalk CN bytes" "$(status_sum dingtalk CN transmit_bytes)" \
+	"$cn_before"
+check_eq "restarted daemon keeps dingtalk US bytes" "$(status_sum dingtalk US transmit_bytes)" \
+	"$us_before"
+check_eq "new application starts from zero" "$(status_sum newer CN transmit_bytes)" 0
+check_match "second daemon on the same pins is rejected" \
+	"$("$DAEMON" --config "$CONF" --cgroup "$LAB_CGROUP" --socket "$LAB_TMP/second.sock" 2>&1)" \
+	"another borderflowd uses the pinned maps in '$LAB_PIN'"
+
+lab_sink_stop || diag "sink exited with status $?"
+lab_stop "$DAEMON_PID" "$STOP_TIMEOUT_S"
+check_eq "restarted daemon exits 0 within $STOP_TIMEOUT_S s of SIGTERM" "$?" 0
 DAEMON_PID=
 lab_finish
