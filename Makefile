@@ -59,7 +59,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 LAB_SRCS := $(wildcard tests/lab/*.c)
 LAB_BINS := $(patsubst tests/lab/%.c,$(OUTPUT)/tests/lab/%,$(LAB_SRCS))
 
-.PHONY: all tests test bench install clean
+.PHONY: all tests test bench install uninstall clean
 .DELETE_ON_ERROR:
 
 all: $(OUTPUT)/borderflowd $(OUTPUT)/borderflow
@@ -147,6 +147,13 @@ install: all
 	install -m 0644 packaging/borderflowd.service $(DESTDIR)$(SYSTEMDUNITDIR)/borderflowd.service
 	install -d $(DESTDIR)$(PREFIX)/share/doc/borderflow
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/borderflow/README.md
+
+# Removes what install added except the configuration, logs, alerts and the
+# pinned counters in /sys/fs/bpf/borderflow: those are the operator's data.
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/sbin/borderflowd $(DESTDIR)$(PREFIX)/bin/borderflow
+	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/borderflowd.service
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/borderflow
 
 clean:
 	rm -rf $(OUTPUT)

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 #include <arpa/inet.h>
 
 #include "borderflow.h"
+#include "user/lib/apps.h"
 #include "user/lib/stack.h"
 
 /* Loads cfg from path and the geolocation stack it names; prints the error and returns 1 on
@@ -124,11 +126,46 @@ int cmd_geo(int argc, char **argv)
 	return 2;
 }
 
+/*
+ * Checks every "path =" entry as borderflowd does at start. A path that does
+ * not exist is a warning: the application may not be installed yet.
+ */
+static int check_paths(const struct bf_config *cfg, size_t *warnings)
+{
+	struct bf_error err = {};
+	struct stat st;
+	size_t i, j;
+	int ret;
+
+	*warnings = 0;
+	for (i = 0; i < cfg->napps; i++) {
+		const struct bf_app_config *app = &cfg->apps[i];
+
+		for (j = 0; j < app->npaths; j++) {
+			ret = bf_app_path_check(cfg, app, app->paths[j], &st, &err);
+			if (ret == -ENOENT) {
+				fprintf(stderr,
+					"borderflow: warning: config file '%s' [app %s] path '%s' "
+					"does not exist; borderflowd watches it from its next start "
+					"after it is created\n",
+					cfg->path, app->name, app->paths[j]);
+				(*warnings)++;
+				continue;
+			}
+			if (ret) {
+				tool_error("%s", err.msg);
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
 int cmd_check_config(int argc, char **argv)
 {
 	struct bf_geo_table table;
 	struct bf_config cfg;
-	size_t i;
+	size_t i, warnings = 0;
 	int ret;
 
 	if (argc != 2) {
@@ -139,8 +176,11 @@ int cmd_check_config(int argc, char **argv)
 		return 2;
 	}
 	ret = load(argv[1], &cfg, &table);
+	if (!ret)
+		ret = check_paths(&cfg, &warnings);
 	if (!ret) {
-		printf("config file '%s' is valid\n", argv[1]);
+		printf("config file '%s' is valid%s\n", argv[1],
+		       warnings ? ", with the warnings above" : "");
 		printf("  approved:");
 		for (i = 0; i < cfg.napproved; i++) {
 			char code[3];
@@ -151,10 +191,10 @@ int cmd_check_config(int argc, char **argv)
 		printf("%s\n  unknown destinations: %s\n", cfg.napproved ? "" : " none",
 		       cfg.unknown_alert ? "alert" : "ignore");
 		for (i = 0; i < cfg.napps; i++)
-			printf("  application '%s': %zu paths, %zu process names\n",
+			printf("  application '%s': paths %zu, process names %zu\n",
 			       cfg.apps[i].name, cfg.apps[i].npaths, cfg.apps[i].ncomms);
 		for (i = 0; i < table.nsources; i++)
-			printf("  geolocation source '%s' (%s): %zu IPv4 and %zu IPv6 ranges\n",
+			printf("  geolocation source '%s' (%s): IPv4 ranges %zu, IPv6 ranges %zu\n",
 			       table.sources[i].path, bf_geo_format_name(table.sources[i].format),
 			       table.sources[i].count4, table.sources[i].count6);
 	}

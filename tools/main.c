@@ -5,6 +5,10 @@
 
 #include "borderflow.h"
 
+#ifndef BF_VERSION
+#define BF_VERSION "0.1"
+#endif
+
 void tool_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -18,24 +22,26 @@ void tool_error(const char *fmt, ...)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "Usage: borderflow COMMAND [OPTION]...\n"
-		     "Query the borderflow monitor and its geolocation data.\n"
-		     "\n"
-		     "Commands:\n"
-		     "  status [--json] [--socket PATH] [--config FILE]\n"
-		     "                      bytes, packets and flows per application, country and\n"
-		     "                      verdict, from the running borderflowd\n"
-		     "  geo lookup [--config FILE] ADDRESS...\n"
-		     "                      country, verdict and geolocation source of addresses\n"
-		     "                      under a configuration\n"
-		     "  check-config FILE   validate a configuration and the geolocation files it "
-		     "names\n"
-		     "\n"
-		     "Examples:\n"
-		     "  borderflow status\n"
-		     "  borderflow status --json | jq '.apps[] | select(.app == \"dingtalk\")'\n"
-		     "  borderflow geo lookup 202.175.3.3 2001:db8::1\n"
-		     "  borderflow check-config /etc/borderflow/borderflow.conf\n");
+	fprintf(out,
+		"Usage: borderflow COMMAND [OPTION]...\n"
+		"Query the borderflow monitor and its geolocation data.\n"
+		"\n"
+		"Commands:\n"
+		"  status [--json] [--socket PATH] [--config FILE]\n"
+		"                      bytes, packets and flows per application, country and\n"
+		"                      verdict, from the running borderflowd\n"
+		"  geo lookup [--config FILE] ADDRESS...\n"
+		"                      country, verdict and geolocation source of addresses\n"
+		"                      under a configuration\n"
+		"  check-config FILE   validate a configuration, the geolocation files and the\n"
+		"                      application paths it names\n"
+		"  --version           show the version\n"
+		"\n"
+		"Examples:\n"
+		"  borderflow status\n"
+		"  borderflow status --json | jq '.apps[] | select(.app == \"dingtalk\")'\n"
+		"  borderflow geo lookup 202.175.3.3 2001:db8::1\n"
+		"  borderflow check-config /etc/borderflow/borderflow.conf\n");
 }
 
 int main(int argc, char **argv)
@@ -46,6 +52,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+		printf("borderflow %s\n", BF_VERSION);
 		return 0;
 	}
 	if (!strcmp(argv[1], "status"))

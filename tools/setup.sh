@@ -279,20 +279,29 @@ start_daemon() {
 	install -d -m 0755 "$RUN_DIR"
 	install -d -m 0750 "$LOG_DIR"
 	if daemon_running; then
-		echo "borderflowd is already running (pid $(cat "$PID_FILE"))"
+		echo "borderflowd is already running (pid $(cat "$PID_FILE")) with the configuration" \
+			"it read at its start; to apply changes to $CONFIG, stop it with" \
+			"'kill $(cat "$PID_FILE")' and run this again"
 		return 0
 	fi
+	# Members of this group may read the status and the alerts, as the README describes.
+	if ! getent group borderflow >/dev/null; then
+		groupadd --system borderflow || die "failed to create the group 'borderflow'"
+	fi
+	chgrp borderflow "$CONFIG" "$LOG_DIR" || die "failed to give $CONFIG to group borderflow"
+	echo "==> $(date -u '+%Y-%m-%dT%H:%M:%SZ') starting borderflowd" >>"$LOG_FILE"
 
 	# setsid detaches the daemon from this terminal's session so that it outlives the script.
 	# The shell runs it without job control, so setsid execs in place and $! is the daemon's
 	# pid.
-	setsid "$PREFIX/sbin/borderflowd" --config "$CONFIG" </dev/null >>"$LOG_FILE" 2>&1 &
+	setsid "$PREFIX/sbin/borderflowd" --config "$CONFIG" --pid-file "$PID_FILE" \
+		</dev/null >>"$LOG_FILE" 2>&1 &
 	pid=$!
 	echo "started borderflowd (pid $pid), waiting until 'borderflow status' succeeds"
 	wait_for_daemon "$pid"
-	# The daemon may write its pid file itself; write it when it has not.
-	if ! daemon_running; then
-		echo "$pid" >"$PID_FILE"
+	if grep -q 'missing paths [1-9]' "$LOG_FILE" 2>/dev/null; then
+		echo "note: some watched application paths do not exist (yet):"
+		grep 'does not exist; it is watched' "$LOG_FILE" | tail -n 5
 	fi
 }
 

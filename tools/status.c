@@ -39,8 +39,14 @@ static char *ask_daemon(const char *path, const char *request)
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
-		tool_error("failed to connect to borderflowd at '%s': %s; is the daemon running?",
-			   path, strerror(errno));
+		if (errno == EACCES)
+			tool_error("failed to connect to borderflowd at '%s': %s; run as root or "
+				   "as a member of the group 'borderflow'",
+				   path, strerror(errno));
+		else
+			tool_error("failed to connect to borderflowd at '%s': %s; is the daemon "
+				   "running?",
+				   path, strerror(errno));
 		close(fd);
 		return NULL;
 	}
@@ -109,37 +115,51 @@ static const char *get_str(json_object *obj, const char *name)
 	return json_object_get_string(field);
 }
 
+static void print_destinations(json_object *app)
+{
+	json_object *dests;
+	size_t j, n;
+
+	if (!json_object_object_get_ex(app, "destinations", &dests))
+		return;
+	n = json_object_array_length(dests);
+	if (!n && strcmp(get_str(app, "app"), "other") &&
+	    strcmp(get_str(app, "app"), "unattributed"))
+		printf("%-14s %-7s %-9s %14s\n", get_str(app, "app"), "-", "-", "no traffic yet");
+	for (j = 0; j < n; j++) {
+		json_object *d = json_object_array_get_idx(dests, j);
+
+		printf("%-14s %-7s %-9s %14" PRIu64 " %14" PRIu64 " %10" PRIu64 " %10" PRIu64
+		       " %7" PRIu64 "\n",
+		       get_str(app, "app"), get_str(d, "country"), get_str(d, "verdict"),
+		       get_u64(d, "transmit_bytes"), get_u64(d, "receive_bytes"),
+		       get_u64(d, "transmit_packets"), get_u64(d, "receive_packets"),
+		       get_u64(d, "flows"));
+	}
+}
+
 static void print_table(json_object *status)
 {
-	json_object *apps, *geo;
-	size_t i, j;
+	json_object *apps, *geo, *sources;
+	size_t i;
 
 	printf("%-14s %-7s %-9s %14s %14s %10s %10s %7s\n", "APP", "COUNTRY", "VERDICT", "TX BYTES",
 	       "RX BYTES", "TX PKTS", "RX PKTS", "FLOWS");
-	if (json_object_object_get_ex(status, "apps", &apps)) {
-		for (i = 0; i < json_object_array_length(apps); i++) {
-			json_object *app = json_object_array_get_idx(apps, i), *dests;
+	if (json_object_object_get_ex(status, "apps", &apps))
+		for (i = 0; i < json_object_array_length(apps); i++)
+			print_destinations(json_object_array_get_idx(apps, i));
 
-			if (!json_object_object_get_ex(app, "destinations", &dests))
-				continue;
-			for (j = 0; j < json_object_array_length(dests); j++) {
-				json_object *d = json_object_array_get_idx(dests, j);
-
-				printf("%-14s %-7s %-9s %14" PRIu64 " %14" PRIu64 " %10" PRIu64
-				       " %10" PRIu64 " %7" PRIu64 "\n",
-				       get_str(app, "app"), get_str(d, "country"),
-				       get_str(d, "verdict"), get_u64(d, "transmit_bytes"),
-				       get_u64(d, "receive_bytes"), get_u64(d, "transmit_packets"),
-				       get_u64(d, "receive_packets"), get_u64(d, "flows"));
-			}
-		}
-	}
 	printf("\nunattributed bytes: %" PRIu64 "   lost events: %" PRIu64 "\n",
 	       get_u64(status, "unattributed_bytes"), get_u64(status, "lost_events"));
-	if (json_object_object_get_ex(status, "geo", &geo))
-		printf("geolocation: %s; %" PRIu64 " IPv4 and %" PRIu64 " IPv6 prefixes\n",
-		       get_str(geo, "source"), get_u64(geo, "prefixes_ipv4"),
-		       get_u64(geo, "prefixes_ipv6"));
+	if (json_object_object_get_ex(status, "geo", &geo)) {
+		printf("geolocation: %" PRIu64 " IPv4 and %" PRIu64
+		       " IPv6 prefixes in the kernel, from:\n",
+		       get_u64(geo, "prefixes_ipv4"), get_u64(geo, "prefixes_ipv6"));
+		if (json_object_object_get_ex(geo, "sources", &sources))
+			for (i = 0; i < json_object_array_length(sources); i++)
+				printf("  %s\n", get_str(json_object_array_get_idx(sources, i),
+							 "description"));
+	}
 	printf("cgroup: %s\n", get_str(status, "cgroup"));
 }
 

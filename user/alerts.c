@@ -232,7 +232,8 @@ static json_object *build_alert(const struct bf_event *event, const struct alert
 
 static void write_alert(struct bf_alerts *alerts, json_object *root)
 {
-	const char *line = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+	const char *line = json_object_to_json_string_ext(
+		root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	size_t len = strlen(line);
 	char *buf;
 

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <bpf/libbpf.h>
 
@@ -25,14 +26,21 @@ static void log_va(int level, const char *fmt, va_list ap)
 		[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 	};
 
+	struct timespec now;
+	char stamp[32];
+	struct tm tm;
+
 	if (level > log_max_level)
 		return;
 	if (log_syslog) {
 		vsyslog(level, fmt, ap);
 		return;
 	}
-	fprintf(stderr,
-		"borderflowd: %s: ", level <= LOG_DEBUG && names[level] ? names[level] : "log");
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "%s.%03ldZ borderflowd: %s: ", stamp, now.tv_nsec / 1000000,
+		level <= LOG_DEBUG && names[level] ? names[level] : "log");
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 }

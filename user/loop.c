@@ -185,7 +185,8 @@ static char *answer_request(const char *request, void *ctx)
 	json_object_object_add(status, "flows_ended", json_object_new_uint64(d->flows_ended));
 	json_object_object_add(status, "flows_expired", json_object_new_uint64(d->flows_expired));
 	if (asprintf(&text, "%s\n",
-		     json_object_to_json_string_ext(status, JSON_C_TO_STRING_PLAIN)) < 0)
+		     json_object_to_json_string_ext(
+			     status, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
 		text = NULL;
 	json_object_put(status);
 	return text;

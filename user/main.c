@@ -30,6 +30,7 @@ struct options {
 	const char *config;
 	const char *cgroup;
 	const char *socket;
+	const char *pid_file;
 	int verbosity;
 	bool syslog;
 };
@@ -45,6 +46,8 @@ static void usage(FILE *out)
 		"  -g, --cgroup PATH   attach to this cgroup v2 folder instead of the root of the\n"
 		"                      hierarchy, so only its processes are counted\n"
 		"  -s, --socket PATH   control socket, overriding [daemon] socket\n"
+		"  -p, --pid-file PATH write the process id to PATH once running, remove it at "
+		"exit\n"
 		"  -v, --verbose       log more; twice for debug output and the verifier log\n"
 		"      --syslog        log to syslog instead of stderr\n"
 		"  -h, --help          show this help\n"
@@ -60,6 +63,7 @@ static int parse_options(int argc, char **argv, struct options *opts)
 	static const struct option longopts[] = { { "config", required_argument, NULL, 'c' },
 						  { "cgroup", required_argument, NULL, 'g' },
 						  { "socket", required_argument, NULL, 's' },
+						  { "pid-file", required_argument, NULL, 'p' },
 						  { "verbose", no_argument, NULL, 'v' },
 						  { "syslog", no_argument, NULL, 'S' },
 						  { "help", no_argument, NULL, 'h' },
@@ -68,7 +72,7 @@ static int parse_options(int argc, char **argv, struct options *opts)
 	int c;
 
 	opts->config = BF_CONFIG_DEFAULT_PATH;
-	while ((c = getopt_long(argc, argv, "c:g:s:vhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:g:s:p:vhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			opts->config = optarg;
@@ -78,6 +82,9 @@ static int parse_options(int argc, char **argv, struct options *opts)
 			break;
 		case 's':
 			opts->socket = optarg;
+			break;
+		case 'p':
+			opts->pid_file = optarg;
 			break;
 		case 'v':
 			opts->verbosity++;
@@ -183,6 +190,41 @@ static int start(struct bf_daemon *d, const struct options *opts, struct bf_erro
 	return 0;
 }
 
+/* Writes the pid file through a temporary name, so a reader never sees it half written. */
+static int write_pid_file(const char *path)
+{
+	char tmp[4200];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f)
+		return -errno;
+	fprintf(f, "%d\n", (int)getpid());
+	if (fclose(f) || rename(tmp, path)) {
+		int ret = -errno;
+
+		(void)unlink(tmp);
+		return ret;
+	}
+	return 0;
+}
+
+/* Removes the pid file unless another process has written its own pid there meanwhile. */
+static void remove_pid_file(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	int pid = 0;
+
+	if (!f)
+		return;
+	if (fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	if (pid == (int)getpid())
+		(void)unlink(path);
+}
+
 int main(int argc, char **argv)
 {
 	struct bf_daemon d = { .epoll_fd = -1, .signal_fd = -1, .timer_fd = -1 };
@@ -217,12 +259,23 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_notice("started in %.3f s: %zu applications watched, %zu IPv4 and %zu IPv6 prefixes "
-		   "loaded, attached to cgroup '%s', control socket '%s'",
+	log_notice("started in %.3f s: watched applications %zu (missing paths %zu), prefixes "
+		   "IPv4 %zu and IPv6 %zu, cgroup '%s', control socket '%s'",
 		   (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, d.cfg.napps,
-		   d.mon.prefixes4, d.mon.prefixes6, d.mon.cgroup_path, d.cfg.control_socket);
+		   d.mon.missing_paths, d.mon.prefixes4, d.mon.prefixes6, d.mon.cgroup_path,
+		   d.cfg.control_socket);
+
+	if (opts.pid_file) {
+		ret = write_pid_file(opts.pid_file);
+		if (ret) {
+			log_err("failed to write pid file '%s': %s", opts.pid_file, strerror(-ret));
+			goto out;
+		}
+	}
 
 	ret = bf_daemon_run(&d);
+	if (opts.pid_file)
+		remove_pid_file(opts.pid_file);
 out:
 	if (d.events)
 		ring_buffer__free(d.events);

@@ -18,6 +18,7 @@
 
 #include "borderflow.skel.h"
 #include "log.h"
+#include "lib/apps.h"
 #include "monitor.h"
 
 #include "../maps/geo.h"
@@ -346,23 +347,14 @@ int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table
 	return 0;
 }
 
-static int add_inode(int map_fd, const char *path, bool folder, __u32 app, struct bf_error *err)
+static int add_inode(int map_fd, const struct stat *st, __u32 app, const char *path,
+		     struct bf_error *err)
 {
 	struct bf_inode_key key = {};
-	struct stat st;
 	int ret;
 
-	if (stat(path, &st)) {
-		if (errno == ENOENT)
-			return -ENOENT; /* the caller decides whether that is an error */
-		return bf_error_set(err, -errno, "failed to stat '%s': %s", path, strerror(errno));
-	}
-	if (folder != !!S_ISDIR(st.st_mode))
-		return bf_error_set(err, folder ? -ENOTDIR : -EISDIR, "'%s' is %s", path,
-				    folder ? "not a folder (a watched folder path ends in '/')"
-					   : "a folder (end the path with '/' to watch it)");
-	key.ino = st.st_ino;
-	key.dev = bf_kernel_dev(st.st_dev);
+	key.ino = st->st_ino;
+	key.dev = bf_kernel_dev(st->st_dev);
 	ret = bpf_map_update_elem(map_fd, &key, &app, BPF_ANY);
 	if (ret)
 		return bf_error_set(err, ret, "failed to watch '%s': %s", path, strerror(-ret));
@@ -385,13 +377,19 @@ int bf_monitor_fill_apps(struct bf_monitor *mon, const struct bf_config *cfg, st
 			const char *path = app->paths[j];
 			bool folder = path[strlen(path) - 1] == '/';
 
-			ret = add_inode(folder ? dirs_fd : inodes_fd, path, folder, id, err);
+			struct stat st;
+
+			ret = bf_app_path_check(cfg, app, path, &st, err);
 			if (ret == -ENOENT) {
-				log_warn("application '%s': '%s' does not exist, ignoring it until "
-					 "the next start",
-					 app->name, path);
+				log_warn(
+					"[app %s] path '%s' does not exist; it is watched from the "
+					"next start after it is created, ignoring it",
+					app->name, path);
+				mon->missing_paths++;
 				continue;
 			}
+			if (!ret)
+				ret = add_inode(folder ? dirs_fd : inodes_fd, &st, id, path, err);
 			if (ret)
 				return ret;
 		}

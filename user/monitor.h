@@ -28,6 +28,7 @@ struct bf_monitor {
 	char cgroup_path[4096];
 	size_t prefixes4; /* prefixes written to the geolocation tries */
 	size_t prefixes6;
+	size_t missing_paths; /* "path =" entries that did not exist at start */
 	int pin_fd; /* the pin folder, locked while this daemon uses it; -1 without pinning */
 	struct bf_registry registry;
 };
