@@ -145,7 +145,13 @@ BF_MAP struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
-/* Flow start, flow end and out-of-region events to the daemon. */
+/* Out-of-region events to the daemon. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, BF_ALERT_EVENTS_BYTES);
+} alert_events SEC(".maps");
+
+/* Flow start and flow end events to the daemon. */
 BF_MAP struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, BF_EVENTS_BYTES);

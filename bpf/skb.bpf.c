@@ -175,17 +175,24 @@ static __always_inline void send_event(__u32 type, const struct bf_flow_key *key
 	event->key = *key;
 	event->flow = *flow;
 	event->packet_bytes = bytes;
-	if (type == BF_EVENT_OUT_OF_REGION ||
-	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= BF_EVENTS_WAKEUP_BYTES)
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= BF_EVENTS_WAKEUP_BYTES)
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(event, flags);
 }
 
-/* True when the destination raised no out-of-region event within alert_repeat_ns; records now. */
-static __always_inline bool alert_due(const struct bf_flow_key *key, __u32 app)
+/*
+ * Sends an out-of-region event for the flow's destination, unless one was
+ * sent for it within alert_repeat_ns, so that a client opening many
+ * connections to one server raises one event per interval. Returns false
+ * when the event could not be sent (alert ring full): the caller tries
+ * again on the next packet.
+ */
+static __always_inline bool send_alert(const struct bf_flow_key *key,
+				       const struct bf_flow_value *flow, __u32 app, __u64 bytes)
 {
 	struct bf_alert_key akey = {};
 	__u64 now = bpf_ktime_get_ns(), *last;
+	struct bf_event *event;
 
 	__builtin_memcpy(akey.peer, key->peer, 16);
 	akey.app = app;
@@ -194,8 +201,34 @@ static __always_inline bool alert_due(const struct bf_flow_key *key, __u32 app)
 	akey.proto = key->proto;
 	last = bpf_map_lookup_elem(&alerted, &akey);
 	if (last && now - *last < alert_repeat_ns)
+		return true;
+
+	event = bpf_ringbuf_reserve(&alert_events, sizeof(*event), 0);
+	if (!event) {
+		bf_stat_add(BF_STAT_ALERTS_LOST, 1);
 		return false;
+	}
+	event->type = BF_EVENT_OUT_OF_REGION;
+	event->ts_ns = now;
+	event->key = *key;
+	event->flow = *flow;
+	event->packet_bytes = bytes;
+	bpf_ringbuf_submit(event, BPF_RB_FORCE_WAKEUP);
 	(void)bpf_map_update_elem(&alerted, &akey, &now, BPF_ANY);
+	return true;
+}
+
+static __always_inline bool out_of_region(__u8 verdict)
+{
+	return verdict == BF_VERDICT_FOREIGN || verdict == BF_VERDICT_UNKNOWN;
+}
+
+/* Counts a socket's first packet as a flow, for sockets whose flows have no entry. */
+static __always_inline bool first_packet_of_socket(struct bf_sock_owner *owner)
+{
+	if (!owner || (owner->flags & BF_SOCK_COUNTED))
+		return false;
+	owner->flags |= BF_SOCK_COUNTED;
 	return true;
 }
 
@@ -226,10 +259,9 @@ static __always_inline void init_flow(struct bf_flow_value *flow, const struct b
  * its first packet. Returns whether the flow is new, and updates *geo to the
  * verdict the flow was tagged with, so a flow keeps one verdict for life.
  */
-static __always_inline bool count_flow(const struct bf_flow_key *key,
-				       const struct bf_sock_owner *owner, const struct packet *pkt,
-				       struct bf_geo_value *geo, __u32 app, bool egress,
-				       __u64 bytes, __u64 packets)
+static __always_inline bool count_flow(const struct bf_flow_key *key, struct bf_sock_owner *owner,
+				       const struct packet *pkt, struct bf_geo_value *geo,
+				       __u32 app, bool egress, __u64 bytes, __u64 packets)
 {
 	struct bf_flow_value *flow = bpf_map_lookup_elem(&flows, key);
 	bool created = false;
@@ -249,8 +281,14 @@ static __always_inline bool count_flow(const struct bf_flow_key *key,
 		init_flow(&fresh, owner, pkt, *geo, app);
 		err = bpf_map_update_elem(&flows, key, &fresh, BPF_NOEXIST);
 		if (err && err != -17 /* EEXIST: another CPU created it */) {
+			/*
+			 * flows is full: the bytes go to totals only, the socket
+			 * counts as one flow, and alerts still go out.
+			 */
 			bf_stat_add(BF_STAT_FLOWS_FULL, 1);
-			return true;
+			if (egress && out_of_region(fresh.verdict))
+				(void)send_alert(key, &fresh, app, bytes);
+			return first_packet_of_socket(owner);
 		}
 		created = !err;
 		flow = bpf_map_lookup_elem(&flows, key);
@@ -273,13 +311,11 @@ static __always_inline bool count_flow(const struct bf_flow_key *key,
 	/* Coarse (jiffy resolution) is enough for idle expiry, and cheaper per packet. */
 	flow->last_ns = bpf_ktime_get_coarse_ns();
 
-	if (egress && !(flow->flags & BF_FLOW_ALERTED) &&
-	    (flow->verdict == BF_VERDICT_FOREIGN || flow->verdict == BF_VERDICT_UNKNOWN)) {
-		/* Two CPUs may both send it; the daemon's repeat interval drops the second. */
+	/* Two CPUs may both send one; the daemon's repeat interval drops the second. */
+	if (egress && !(flow->flags & BF_FLOW_ALERTED) && out_of_region(flow->verdict) &&
+	    send_alert(key, flow, app, bytes))
 		flow->flags |= BF_FLOW_ALERTED;
-		if (alert_due(key, app))
-			send_event(BF_EVENT_OUT_OF_REGION, key, flow, bytes);
-	}
+
 	return created;
 }
 
@@ -364,9 +400,8 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 
 	if (app != BF_APP_OTHER && app != BF_APP_UNATTRIBUTED) {
 		new_flow = count_flow(&key, owner, &pkt, &geo, app, egress, bytes, segs);
-	} else if (owner && !(owner->flags & BF_SOCK_COUNTED)) {
-		owner->flags |= BF_SOCK_COUNTED;
-		new_flow = true;
+	} else {
+		new_flow = first_packet_of_socket(owner);
 	}
 
 	total_key.app = app;

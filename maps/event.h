@@ -8,8 +8,14 @@
 
 #include "flow.h"
 
-/* Size of the ring buffer. */
+/* Size of the ring buffer of flow events. */
 #define BF_EVENTS_BYTES (1u << 20)
+
+/*
+ * Size of the ring buffer of out-of-region events, apart from flow events
+ * so that a flood of flows cannot crowd alerts out.
+ */
+#define BF_ALERT_EVENTS_BYTES (256u << 10)
 
 /*
  * Flow start and end events do not wake the daemon until this much is

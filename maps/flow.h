@@ -113,6 +113,7 @@ enum bf_stat {
 	BF_STAT_OVERFLOW_PACKETS = 4,
 	BF_STAT_UNPARSED_PACKETS = 5, /* not IPv4/IPv6, or a header that could not be read */
 	BF_STAT_PROCS_FULL = 6,
+	BF_STAT_ALERTS_LOST = 7, /* alert ring buffer full: retried on the flow's next packet */
 	BF_STAT_COUNT = 8,
 };
 

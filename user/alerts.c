@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "alerts.h"
 #include "lib/stack.h"
+#include "lib/text.h"
 #include "log.h"
 
 #include "../maps/proc.h"
@@ -42,6 +44,63 @@ void bf_format_addr(uint8_t family, const uint8_t addr[16], char *out, size_t si
 		snprintf(out, size, "?");
 }
 
+/*
+ * Opens the alerts file for appending. It must be a regular file: a FIFO
+ * would block the daemon, and a device is surely a mistake. Its folder is
+ * created when missing.
+ */
+static int open_alerts_file(struct bf_alerts *alerts, struct bf_error *err)
+{
+	const char *path = alerts->cfg->alerts_file;
+	char folder[4096], *slash;
+	struct stat st;
+	int fd;
+
+	snprintf(folder, sizeof(folder), "%s", path);
+	slash = strrchr(folder, '/');
+	if (slash && slash != folder) {
+		*slash = '\0';
+		if (mkdir(folder, 0750) && errno != EEXIST)
+			return bf_error_set(err, -errno,
+					    "failed to create the folder of alerts file "
+					    "'%s': %s",
+					    path, strerror(errno));
+	}
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW, 0640);
+	if (fd < 0 && errno == ENXIO) /* a FIFO without a reader, opened non-blocking */
+		return bf_error_set(
+			err, -EINVAL,
+			"alerts file '%s' is not a regular file; set [alerts] file to a "
+			"file path",
+			path);
+	if (fd < 0)
+		return bf_error_set(err, -errno, "failed to open alerts file '%s': %s", path,
+				    strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return bf_error_set(
+			err, -EINVAL,
+			"alerts file '%s' is not a regular file; set [alerts] file to a "
+			"file path",
+			path);
+	}
+	if (alerts->fd >= 0)
+		close(alerts->fd);
+	alerts->fd = fd;
+	return 0;
+}
+
+void bf_alerts_reopen(struct bf_alerts *alerts)
+{
+	struct bf_error err = {};
+
+	if (!alerts->cfg->alerts_file[0])
+		return;
+	if (open_alerts_file(alerts, &err))
+		log_err("%s; alerts keep going to the file open before", err.msg);
+	alerts->write_errors = 0;
+}
+
 int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
 		   const struct bf_geo_table *table, const struct bf_registry *registry,
 		   int procs_fd, struct bf_error *err)
@@ -54,11 +113,7 @@ int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
 	alerts->fd = -1;
 	if (!cfg->alerts_file[0])
 		return 0;
-	alerts->fd = open(cfg->alerts_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (alerts->fd < 0)
-		return bf_error_set(err, -errno, "failed to open alerts file '%s': %s",
-				    cfg->alerts_file, strerror(errno));
-	return 0;
+	return open_alerts_file(alerts, err);
 }
 
 static void count_alert(struct bf_alerts *alerts, uint32_t app, uint16_t country, uint8_t rule)
@@ -145,6 +200,29 @@ static void find_executable(const struct bf_alerts *alerts, uint32_t tgid, char 
 	exe[0] = '\0';
 }
 
+/*
+ * Allows at most LOG_ALERTS_PER_S alert log lines a second; the alerts file
+ * gets every alert. The number left out is logged with the next line.
+ */
+#define LOG_ALERTS_PER_S 20
+
+static bool log_allowed(struct bf_alerts *alerts, uint64_t now_s)
+{
+	if (now_s != alerts->log_second) {
+		if (alerts->log_suppressed)
+			log_warn("%" PRIu64 " alert log lines left out in the last seconds; the "
+				 "alerts file has every alert",
+				 alerts->log_suppressed);
+		alerts->log_second = now_s;
+		alerts->log_lines = 0;
+		alerts->log_suppressed = 0;
+	}
+	if (alerts->log_lines++ < LOG_ALERTS_PER_S)
+		return true;
+	alerts->log_suppressed++;
+	return false;
+}
+
 static void format_timestamp(uint64_t event_ns, char *out, size_t size)
 {
 	struct timespec mono, real;
@@ -187,8 +265,8 @@ struct alert_text {
 	char peer[INET6_ADDRSTRLEN];
 	char local[INET6_ADDRSTRLEN];
 	char country[3];
-	char comm[17];
-	char exe[4096];
+	char comm[64];	 /* escaped: up to 4 bytes per byte of the 15 of a name */
+	char exe[16384]; /* escaped */
 	char source[4200];
 	char uid[16];
 	const char *app, *rule, *verdict, *transport;
@@ -256,7 +334,8 @@ static void write_alert(struct bf_alerts *alerts, json_object *root)
 int bf_alerts_handle(struct bf_alerts *alerts, const struct bf_event *event, uint64_t now_s)
 {
 	const struct bf_flow_value *flow = &event->flow;
-	struct alert_text t = {};
+	static struct alert_text t; /* 20 KB: not on the stack of the event loop */
+	char exe[4096];
 	json_object *root;
 	bool unknown = flow->verdict == BF_VERDICT_UNKNOWN;
 
@@ -266,13 +345,15 @@ int bf_alerts_handle(struct bf_alerts *alerts, const struct bf_event *event, uin
 		return 0;
 	if (recently_alerted(alerts, event, now_s))
 		return 0;
+	memset(&t, 0, sizeof(t));
 
 	format_timestamp(event->ts_ns, t.timestamp, sizeof(t.timestamp));
 	bf_format_addr(event->key.family, event->key.peer, t.peer, sizeof(t.peer));
 	bf_format_addr(event->key.family, flow->local, t.local, sizeof(t.local));
 	bf_country_format(flow->country, t.country);
-	memcpy(t.comm, flow->comm, sizeof(flow->comm));
-	find_executable(alerts, flow->tgid, t.exe, sizeof(t.exe));
+	bf_escape_text(flow->comm, sizeof(flow->comm), t.comm, sizeof(t.comm));
+	find_executable(alerts, flow->tgid, exe, sizeof(exe));
+	bf_escape_text(exe, sizeof(exe), t.exe, sizeof(t.exe));
 	bf_geo_source_describe(alerts->table, flow->source, t.source, sizeof(t.source));
 	snprintf(t.uid, sizeof(t.uid), "%u", flow->uid);
 	t.app = bf_registry_name(alerts->registry, flow->app);
@@ -287,10 +368,11 @@ int bf_alerts_handle(struct bf_alerts *alerts, const struct bf_event *event, uin
 	json_object_put(root);
 	count_alert(alerts, flow->app, flow->country, unknown);
 
-	log_warn("alert %s: app '%s' pid %u (%s) sent %u bytes over %s to %s port %u in %s (%s), "
-		 "geolocation source %s",
-		 t.rule, t.app, flow->tgid, t.comm, event->packet_bytes, t.transport, t.peer,
-		 event->key.peer_port, t.country, t.verdict, t.source);
+	if (log_allowed(alerts, now_s))
+		log_warn("alert %s: app '%s' pid %u (%s) sent %u bytes over %s to %s port %u in %s "
+			 "(%s), geolocation source %s",
+			 t.rule, t.app, flow->tgid, t.comm, event->packet_bytes, t.transport,
+			 t.peer, event->key.peer_port, t.country, t.verdict, t.source);
 	return 1;
 }
 

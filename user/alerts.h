@@ -38,6 +38,7 @@ struct bf_alerts {
 	struct bf_alert_count *counts;
 	size_t ncounts, capcounts;
 	uint64_t write_errors;
+	uint64_t log_second, log_lines, log_suppressed; /* rate limit of alert log lines */
 };
 
 int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
@@ -51,6 +52,9 @@ int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
  * now_s is CLOCK_MONOTONIC in seconds. Returns 1 when an alert was raised.
  */
 int bf_alerts_handle(struct bf_alerts *alerts, const struct bf_event *event, uint64_t now_s);
+
+/* Opens the alerts file again under its name, after a rotation; logs a failure. */
+void bf_alerts_reopen(struct bf_alerts *alerts);
 
 void bf_alerts_close(struct bf_alerts *alerts);
 

@@ -7,10 +7,16 @@
 #ifndef BORDERFLOW_CONTROL_H
 #define BORDERFLOW_CONTROL_H
 
+#include <pthread.h>
+#include <stdbool.h>
+
 #include "lib/error.h"
 
 struct bf_control {
 	int fd;
+	int stop_fd; /* eventfd that ends the thread */
+	bool running;
+	pthread_t thread;
 	char path[108];
 };
 
@@ -18,13 +24,20 @@ struct bf_control {
 int bf_control_open(struct bf_control *ctl, const char *path, struct bf_error *err);
 
 /*
- * Accepts one client and answers it. The client has one second to send its
- * request and to read the answer, so a stuck client delays the event loop
- * by at most about two seconds; counting in the kernel goes on meanwhile.
+ * Answers a request line with a malloc'ed document, or NULL to close the
+ * connection without an answer. Runs on the control thread.
  */
 typedef char *(*bf_control_handler)(const char *request, void *ctx);
-void bf_control_serve(struct bf_control *ctl, bf_control_handler handler, void *ctx);
 
+/*
+ * Starts the thread that accepts and answers clients one at a time. Each
+ * client has CONTROL_DEADLINE_MS in all to send its request and again to
+ * read the answer, so a slow client delays other clients, never the event
+ * loop: counting, alerts and signals go on meanwhile.
+ */
+int bf_control_start(struct bf_control *ctl, bf_control_handler handler, void *ctx);
+
+/* Stops the thread, if started, and removes the socket. */
 void bf_control_close(struct bf_control *ctl);
 
 #endif

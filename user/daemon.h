@@ -2,6 +2,7 @@
 #ifndef BORDERFLOW_DAEMON_H
 #define BORDERFLOW_DAEMON_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "alerts.h"
@@ -20,6 +21,11 @@ struct bf_daemon {
 	struct bf_control control;
 	struct ring_buffer *events;
 	int epoll_fd, signal_fd, timer_fd;
+	/*
+	 * Guards what the control thread reads while the event loop writes:
+	 * alerts (its counts) and the flow counters below.
+	 */
+	pthread_mutex_t lock;
 	uint64_t flows_started, flows_ended, flows_expired;
 };
 

@@ -37,7 +37,7 @@
 #define TCP_IDLE_NS	(6ull * 3600 * 1000000000)
 #define EXPIRE_BATCH	4096
 
-enum { SOURCE_EVENTS = 1, SOURCE_SIGNAL, SOURCE_TIMER, SOURCE_CONTROL };
+enum { SOURCE_EVENTS = 1, SOURCE_SIGNAL, SOURCE_TIMER };
 
 static uint64_t monotonic_ns(void)
 {
@@ -54,6 +54,7 @@ static int handle_event(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*event))
 		return 0;
+	pthread_mutex_lock(&d->lock);
 	switch (event->type) {
 	case BF_EVENT_FLOW_START:
 		d->flows_started++;
@@ -65,6 +66,7 @@ static int handle_event(void *ctx, void *data, size_t size)
 		(void)bf_alerts_handle(&d->alerts, event, monotonic_ns() / 1000000000);
 		break;
 	}
+	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
 
@@ -132,7 +134,7 @@ void bf_daemon_expire_flows(struct bf_daemon *d, uint64_t now_ns)
 	 */
 	for (i = 0; i < n; i++)
 		if (!bpf_map_lookup_and_delete_elem(fd, &expired[i], &flow))
-			d->flows_expired++;
+			__atomic_add_fetch(&d->flows_expired, 1, __ATOMIC_RELAXED);
 	free(expired);
 }
 
@@ -176,14 +178,22 @@ static char *answer_request(const char *request, void *ctx)
 			return NULL;
 		return text;
 	}
+	pthread_mutex_lock(&d->lock);
 	status = bf_status_build(&d->mon, &d->cfg, &d->table, &d->alerts);
+	if (status) {
+		json_object_object_add(status, "flows_started",
+				       json_object_new_uint64(d->flows_started));
+		json_object_object_add(status, "flows_ended",
+				       json_object_new_uint64(d->flows_ended));
+		json_object_object_add(status, "flows_expired",
+				       json_object_new_uint64(__atomic_load_n(&d->flows_expired,
+									      __ATOMIC_RELAXED)));
+	}
+	pthread_mutex_unlock(&d->lock);
 	if (!status) {
 		log_err("failed to read status from the kernel maps: %s", strerror(errno));
 		return NULL;
 	}
-	json_object_object_add(status, "flows_started", json_object_new_uint64(d->flows_started));
-	json_object_object_add(status, "flows_ended", json_object_new_uint64(d->flows_ended));
-	json_object_object_add(status, "flows_expired", json_object_new_uint64(d->flows_expired));
 	if (asprintf(&text, "%s\n",
 		     json_object_to_json_string_ext(
 			     status, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
@@ -205,10 +215,14 @@ static int setup_loop(struct bf_daemon *d)
 	sigset_t mask;
 	int ret;
 
+	/* Writes to a closed peer or pipe fail with EPIPE instead of ending the daemon. */
+	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL))
 		return -errno;
 	d->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -222,13 +236,17 @@ static int setup_loop(struct bf_daemon *d)
 	d->events = ring_buffer__new(bpf_map__fd(d->mon.skel->maps.events), handle_event, d, NULL);
 	if (!d->events)
 		return -errno;
+	ret = ring_buffer__add(d->events, bpf_map__fd(d->mon.skel->maps.alert_events), handle_event,
+			       d);
+	if (ret)
+		return ret;
 	ret = add_source(d->epoll_fd, ring_buffer__epoll_fd(d->events), SOURCE_EVENTS);
 	if (!ret)
 		ret = add_source(d->epoll_fd, d->signal_fd, SOURCE_SIGNAL);
 	if (!ret)
 		ret = add_source(d->epoll_fd, d->timer_fd, SOURCE_TIMER);
 	if (!ret)
-		ret = add_source(d->epoll_fd, d->control.fd, SOURCE_CONTROL);
+		ret = bf_control_start(&d->control, answer_request, d);
 	return ret;
 }
 
@@ -238,8 +256,16 @@ static bool handle_signal(struct bf_daemon *d)
 	struct signalfd_siginfo info;
 
 	while (read(d->signal_fd, &info, sizeof(info)) == sizeof(info)) {
-		if (info.ssi_signo == SIGHUP) {
-			log_notice("SIGHUP received; reloading is not supported yet, ignoring");
+		if (info.ssi_signo == SIGHUP || info.ssi_signo == SIGUSR1) {
+			/* The log rotation convention: reopen the file under its name. */
+			bf_alerts_reopen(&d->alerts);
+			log_notice("signal %s received: alerts file reopened; the configuration "
+				   "is read at start only",
+				   strsignal(info.ssi_signo));
+			continue;
+		}
+		if (info.ssi_signo == SIGUSR2) {
+			log_notice("signal %s received, ignoring", strsignal(info.ssi_signo));
 			continue;
 		}
 		log_notice("signal %s received, stopping", strsignal(info.ssi_signo));
@@ -287,9 +313,6 @@ int bf_daemon_run(struct bf_daemon *d)
 					bf_daemon_expire_flows(d, monotonic_ns());
 					bf_daemon_expire_procs(d, monotonic_ns());
 				}
-				break;
-			case SOURCE_CONTROL:
-				bf_control_serve(&d->control, answer_request, d);
 				break;
 			}
 		}

@@ -235,6 +235,8 @@ int main(int argc, char **argv)
 
 	d.mon.cgroup_fd = -1;
 	d.control.fd = -1;
+	d.control.stop_fd = -1;
+	pthread_mutex_init(&d.lock, NULL);
 	d.alerts.fd = -1;
 	if (parse_options(argc, argv, &opts))
 		return 2;

@@ -291,6 +291,7 @@ json_object *bf_status_build(struct bf_monitor *mon, const struct bf_config *cfg
 		{ "overflow_bytes", BF_STAT_OVERFLOW_BYTES },
 		{ "unparsed_packets", BF_STAT_UNPARSED_PACKETS },
 		{ "procs_full", BF_STAT_PROCS_FULL },
+		{ "alerts_lost", BF_STAT_ALERTS_LOST },
 	};
 	struct rows rows = {};
 	uint64_t unattributed = 0, value;
