@@ -4,7 +4,8 @@
 # Benchmarks of what borderflowd costs, each measured without and with the daemon in one run:
 #
 #   1. TCP throughput with iperf3; target: with/without >= 0.97
-#   2. short TCP connections per second with tcp_crr; target: with/without >= 0.95
+#   2. short TCP connections per second with tcp_crr; target: with/without >= 0.95; then
+#      the same with empty programs on the same hooks, the floor of any program there
 #   3. daemon start time with the default geolocation data (target < 1.5 s) and resident
 #      memory after start (target < 64 MiB)
 #
@@ -444,6 +445,62 @@ bench_crr() {
 	bench_with_without tcp_crr connections/s 0.95 run_crr
 }
 
+# Hook name of each program of empty.bpf.c, for bpftool cgroup attach.
+declare -A EMPTY_HOOKS=(
+	[empty_egress]=egress [empty_ingress]=ingress [empty_create]=sock_create
+	[empty_release]=sock_release [empty_connect4]=connect4 [empty_connect6]=connect6
+	[empty_sendmsg4]=sendmsg4 [empty_sendmsg6]=sendmsg6
+)
+
+# Attaches (attach) or detaches (detach) the empty programs pinned in $EMPTY_PIN.
+empty_programs() {
+	local prog flags=()
+
+	[ "$1" = attach ] && flags=(multi)
+	for prog in "${!EMPTY_HOOKS[@]}"; do
+		bpftool cgroup "$1" "$LAB_CGROUP" "${EMPTY_HOOKS[$prog]}" pinned "$EMPTY_PIN/$prog" \
+			"${flags[@]}" || return 1
+	done
+}
+
+# shellcheck disable=SC2317 # called by lab_teardown through lab_on_cleanup
+remove_empty_programs() {
+	[ -n "${EMPTY_PIN:-}" ] && rm -rf -- "$EMPTY_PIN"
+	return 0
+}
+
+# The short-connection test once more, without anything and with programs that do nothing
+# on the same eight hooks: the cost of being attached, which no program body can remove.
+bench_crr_empty() {
+	local -a without=() with=()
+	local i rate
+
+	echo
+	echo "== 2b. Short TCP connections as in 2, without programs and with empty programs on" \
+		"the same 8 cgroup hooks (tests/bench/empty.bpf.c), alternating"
+	EMPTY_PIN=$LAB_PIN-empty
+	if ! clang -O2 -g -target bpf -I"$LAB_OUTPUT" -c tests/bench/empty.bpf.c \
+		-o "$BENCH_BIN/empty.bpf.o" ||
+		! bpftool prog loadall "$BENCH_BIN/empty.bpf.o" "$EMPTY_PIN"; then
+		fail_part "tcp_crr_empty: failed to build or load tests/bench/empty.bpf.c"
+		return
+	fi
+	lab_on_cleanup remove_empty_programs
+	for ((i = 0; i < REPETITIONS; i++)); do
+		rate=$(run_crr) && without+=("$rate")
+		if empty_programs attach; then
+			rate=$(run_crr) && with+=("$rate")
+		else
+			fail_part "tcp_crr_empty: failed to attach the empty programs"
+		fi
+		empty_programs detach >/dev/null 2>&1
+	done
+	printf '  %-24s %-26s %-26s %s\n' "" "no programs" "empty programs" "empty/none"
+	printf '  %-24s %-26s %-26s %s\n' "median (connections/s)" "$(median "${without[@]}")" \
+		"$(median "${with[@]}")" "$(ratio "$(median "${with[@]}")" "$(median "${without[@]}")")"
+	printf '  %-24s %-26s %s\n' "runs (connections/s)" "${without[*]}" "${with[*]}"
+}
+
 # Prints "VmRSS VmHWM" of a process in MiB.
 memory_mib() {
 	awk '$1 == "VmRSS:" { rss = $2 } $1 == "VmHWM:" { hwm = $2 }
@@ -572,6 +629,7 @@ main() {
 
 	bench_throughput
 	bench_crr
+	bench_crr_empty
 	bench_start
 
 	echo
