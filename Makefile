@@ -27,7 +27,7 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-LIBS_PC := libbpf json-c inih
+LIBS_PC := libbpf json-c inih libmaxminddb libcrypto
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wformat=2 -Wshadow -fstack-protector-strong -D_FORTIFY_SOURCE=2 \

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <arpa/inet.h>
+#include <sys/un.h>
 
 #include "borderflow.h"
 #include "user/lib/apps.h"
@@ -73,6 +74,7 @@ static int geo_lookup(int argc, char **argv)
 	int c, i, ret = 0;
 
 	optind = 1;
+	opterr = 0; /* unknown options are reported below, with the command's prefix */
 	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -86,6 +88,8 @@ static int geo_lookup(int argc, char **argv)
 			       BF_CONFIG_DEFAULT_PATH);
 			return 0;
 		default:
+			tool_error("%s: invalid option '%s'; see '%s --help'", argv[0],
+				   argv[optind - 1], argv[0]);
 			return 2;
 		}
 	}
@@ -138,6 +142,13 @@ static int check_paths(const struct bf_config *cfg, size_t *warnings)
 	int ret;
 
 	*warnings = 0;
+	if (strlen(cfg->control_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		tool_error("config file '%s' [daemon] socket '%s' is longer than %zu bytes, the "
+			   "limit of a Unix socket path",
+			   cfg->path, cfg->control_socket,
+			   sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+		return 1;
+	}
 	for (i = 0; i < cfg->napps; i++) {
 		const struct bf_app_config *app = &cfg->apps[i];
 

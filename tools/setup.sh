@@ -17,7 +17,7 @@ set -eu
 # Debian packages needed to build, test and benchmark borderflow.
 PACKAGES="build-essential pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
 libpcap-dev libinih-dev libjson-c-dev libmicrohttpd-dev libcmocka-dev iproute2 iperf3 jq \
-procps util-linux"
+procps util-linux libmaxminddb-dev libssl-dev mmdb-bin libmaxmind-db-writer-perl"
 
 GEO_PACKAGE=tor-geoipdb
 DATA_DIR=/usr/share/borderflow

@@ -181,6 +181,7 @@ int cmd_status(int argc, char **argv)
 	int c, ret;
 
 	optind = 1;
+	opterr = 0; /* unknown options are reported below, with the command's prefix */
 	while ((c = getopt_long(argc, argv, "js:c:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
@@ -199,6 +200,8 @@ int cmd_status(int argc, char **argv)
 			       BF_CONFIG_DEFAULT_PATH);
 			return 0;
 		default:
+			tool_error("%s: invalid option '%s'; see '%s --help'", argv[0],
+				   argv[optind - 1], argv[0]);
 			return 2;
 		}
 	}

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,6 +126,19 @@ static int load_inputs(struct bf_daemon *d, const struct options *opts, struct b
 			return bf_error_set(err, -ENAMETOOLONG, "--socket path too long: '%s'",
 					    opts->socket);
 		strcpy(d->cfg.control_socket, opts->socket);
+	}
+
+	if (opts->cgroup) {
+		struct statfs st;
+
+		if (statfs(opts->cgroup, &st))
+			return bf_error_set(err, -errno, "invalid --cgroup '%s': %s", opts->cgroup,
+					    strerror(errno));
+		if (st.f_type != CGROUP2_SUPER_MAGIC)
+			return bf_error_set(err, -EINVAL,
+					    "invalid --cgroup '%s': not a folder of the cgroup v2 "
+					    "hierarchy (see 'mount -t cgroup2')",
+					    opts->cgroup);
 	}
 
 	bf_geo_table_init(&d->table);

@@ -141,6 +141,11 @@ static void test_defaults_values(void **state)
 	assert_string_equal(cfg.geo_data[0], "/usr/share/borderflow/geoip");
 	assert_string_equal(cfg.geo_data[1], "/usr/share/borderflow/geoip6");
 	assert_int_equal(cfg.ngeo_override, 0);
+	assert_int_equal(cfg.ngeo_lists, 0);
+	assert_int_equal(cfg.ngeo_mmdb_country, 3);
+	assert_string_equal(cfg.geo_mmdb_country[0], "country/iso_code");
+	assert_string_equal(cfg.geo_mmdb_country[1], "registered_country/iso_code");
+	assert_string_equal(cfg.geo_mmdb_country[2], "country_code");
 	assert_int_equal(cfg.napps, 1);
 	assert_string_equal(cfg.apps[0].name, "dingtalk");
 	assert_int_equal(cfg.apps[0].npaths, 1);
@@ -514,6 +519,17 @@ static const struct rejected_case rejected_cases[] = {
 	{ "[geo]\ndata =\n", 2, "", "absolute paths" },
 	{ "[geo]\ndata = /a geoip6\n", 2, "geoip6", "start with '/'" },
 	{ "[geo]\noverride = override.csv\n", 2, "override.csv", "start with '/'" },
+	{ "[geo]\nlists = MO/etc/macau.txt\n", 2, "MO/etc/macau.txt", "CC:PATH" },
+	{ "[geo]\nlists = MAC:/etc/macau.txt\n", 2, "MAC:/etc/macau.txt", "two-letter" },
+	{ "[geo]\nlists = M1:/etc/macau.txt\n", 2, "M1:/etc/macau.txt", "two-letter" },
+	{ "[geo]\nlists = MO:macau.txt\n", 2, "MO:macau.txt", "absolute path" },
+	{ "[geo]\nlists = MO:\n", 2, "MO:", "CC:PATH" },
+	{ "[geo]\nmmdb_country =\n", 2, "", "mmdb key paths" },
+	{ "[geo]\nmmdb_country = country//iso_code\n", 2, "country//iso_code", "separated by '/'" },
+	{ "[geo]\nmmdb_country = /country\n", 2, "/country", "separated by '/'" },
+	{ "[geo]\nmmdb_country = country/\n", 2, "country/", "separated by '/'" },
+	{ "[geo]\nmmdb_country = a/b/c/d/e/f/g/h/i\n", 2, "a/b/c/d/e/f/g/h/i", "up to 8 map keys" },
+	{ "[geo]\nmmdb_country = a b c d e f g h i\n", 2, "i", "at most 8" },
 	/* [app NAME] */
 	{ "[app]\ncomm = x\n", 1, "[app]", "[app NAME]" },
 	{ "[app Ding]\ncomm = x\n", 1, "Ding", "a-z, 0-9, '_' and '-'" },
@@ -564,6 +580,43 @@ static const struct rejected_case rejected_cases[] = {
 	{ "[daemon]\npin = bpf\n", 2, "bpf", "starts with '/'" },
 	{ "[daemon]\npin =\n", 2, "", "absolute path" },
 };
+
+static void test_geo_lists_and_mmdb_country(void **state)
+{
+	struct bf_config cfg;
+	struct bf_error err;
+
+	bf_config_defaults(&cfg);
+	assert_int_equal(load_text("[geo]\n"
+				   "lists = MO:/etc/borderflow/macau.txt hk:/etc/hk.txt EU:/e\n"
+				   "mmdb_country = location/cc country/iso_code ; comment\n",
+				   &cfg, &err),
+			 0);
+	assert_int_equal(cfg.ngeo_lists, 3);
+	assert_string_equal(cfg.geo_lists[0], "/etc/borderflow/macau.txt");
+	assert_int_equal(cfg.geo_list_countries[0], BF_CC('M', 'O'));
+	assert_string_equal(cfg.geo_lists[1], "/etc/hk.txt");
+	assert_int_equal(cfg.geo_list_countries[1], BF_CC('H', 'K'));
+	/* Region codes are accepted: a list names where its prefixes are, not a verdict. */
+	assert_string_equal(cfg.geo_lists[2], "/e");
+	assert_int_equal(cfg.geo_list_countries[2], BF_CC('E', 'U'));
+	assert_int_equal(cfg.ngeo_mmdb_country, 2);
+	assert_string_equal(cfg.geo_mmdb_country[0], "location/cc");
+	assert_string_equal(cfg.geo_mmdb_country[1], "country/iso_code");
+	/* The default data stays when only lists are added. */
+	assert_int_equal(cfg.ngeo_data, 2);
+	bf_config_free(&cfg);
+
+	assert_int_equal(
+		load_text("[geo]\nlists =\nmmdb_country = subdivisions/0/iso_code\n", &cfg, &err),
+		0);
+	assert_int_equal(cfg.ngeo_lists, 0);
+	assert_int_equal(cfg.ngeo_mmdb_country, 1);
+	assert_string_equal(cfg.geo_mmdb_country[0], "subdivisions/0/iso_code");
+	bf_config_free(&cfg);
+	assert_int_equal(cfg.ngeo_lists, 0);
+	assert_int_equal(cfg.ngeo_mmdb_country, 3);
+}
 
 static void test_invalid_values_rejected(void **state)
 {
@@ -796,6 +849,14 @@ static void assert_same_values(const struct bf_config *a, const struct bf_config
 	assert_int_equal(a->ngeo_override, b->ngeo_override);
 	for (i = 0; i < a->ngeo_override; i++)
 		assert_string_equal(a->geo_override[i], b->geo_override[i]);
+	assert_int_equal(a->ngeo_lists, b->ngeo_lists);
+	for (i = 0; i < a->ngeo_lists; i++) {
+		assert_string_equal(a->geo_lists[i], b->geo_lists[i]);
+		assert_int_equal(a->geo_list_countries[i], b->geo_list_countries[i]);
+	}
+	assert_int_equal(a->ngeo_mmdb_country, b->ngeo_mmdb_country);
+	for (i = 0; i < a->ngeo_mmdb_country; i++)
+		assert_string_equal(a->geo_mmdb_country[i], b->geo_mmdb_country[i]);
 	assert_int_equal(a->napps, b->napps);
 	for (i = 0; i < a->napps; i++) {
 		assert_string_equal(a->apps[i].name, b->apps[i].name);
@@ -916,6 +977,7 @@ int main(void)
 		cmocka_unit_test(test_app_limits),
 		cmocka_unit_test(test_comm_length),
 		cmocka_unit_test(test_list_limits),
+		cmocka_unit_test(test_geo_lists_and_mmdb_country),
 		cmocka_unit_test(test_invalid_values_rejected),
 		cmocka_unit_test(test_error_resets_to_defaults),
 		cmocka_unit_test(test_value_too_long_for_field),

@@ -317,6 +317,7 @@ static void test_cidr_format(void **state)
 	assert_int_equal(bf_geo_load_cidr_file(&t, path, &err), 0);
 	assert_int_equal(t.sources[0].format, BF_GEO_FORMAT_CIDR);
 	assert_string_equal(t.sources[0].date, "");
+	assert_string_equal(t.sources[0].detail, "prefixes 'CIDR,CC'");
 	assert_int_equal(t.sources[0].count4, 4);
 	assert_int_equal(t.sources[0].count6, 1);
 
@@ -404,8 +405,28 @@ static const struct error_case error_cases[] = {
 	  1,
 	  { "invalid range '2001:db8::2,2001:db8::1'", "greater than" } },
 	{ "tor4-address", "1,2,US\n12x,13,US\n", 2, { "invalid address '12x'", "decimal IPv4" } },
-	{ "tor4-overflow", "4294967296,4294967296,US\n", 1, { "invalid address '4294967296'" } },
-	{ "tor4-dotted", "192.0.2.0,192.0.2.255,MO\n", 1, { "invalid address '192.0.2.0'" } },
+	/* The first data line decides whether decimal numbers are IPv4 or 128-bit IPv6. */
+	{ "tor4-overflow",
+	  "1,2,US\n4294967296,4294967296,US\n",
+	  2,
+	  { "invalid address '4294967296'", "decimal IPv4 address from 0 to 4294967295" } },
+	{ "decimal6-overflow",
+	  "4294967296,340282366920938463463374607431768211456,US\n",
+	  1,
+	  { "invalid address '340282366920938463463374607431768211456'",
+	    "decimal IPv6 address from 0 to 340282366920938463463374607431768211455" } },
+	{ "text4-reversed",
+	  "192.0.2.255,192.0.2.0,MO\n",
+	  1,
+	  { "invalid range '192.0.2.255,192.0.2.0'", "greater than" } },
+	{ "text4-address",
+	  "192.0.2.256,192.0.2.255,MO\n",
+	  1,
+	  { "invalid address '192.0.2.256'", "expected an IPv4 address" } },
+	{ "text-families",
+	  "192.0.2.0,2001:db8::ff,MO\n",
+	  1,
+	  { "invalid range '192.0.2.0,2001:db8::ff'", "different families" } },
 	{ "tor4-empty", ",2,US\n", 1, { "invalid address ''" } },
 	{ "tor6-address",
 	  "2001:db8::g,2001:db8::ff,US\n",
@@ -576,13 +597,23 @@ static void test_missing_file(void **state)
 
 static void test_unreadable_file(void **state)
 {
+	static const char path[] = "/proc/self/mem";
 	struct bf_geo_table t;
 	struct bf_error err = { "" };
 	char expected[PATH_MAX + 128];
 
-	/* read(2) fails on a folder even for root, who may read any file. */
+	/*
+	 * read(2) fails even for root, who may read any file: at offset 0 of
+	 * /proc/self/mem with EIO, because address 0 is not mapped, and on a
+	 * folder with EISDIR where the file must be text.
+	 */
 	bf_geo_table_init(&t);
-	assert_int_equal(bf_geo_load_file(&t, test_dir, &err), -EISDIR);
+	assert_int_equal(bf_geo_load_file(&t, path, &err), -EIO);
+	(void)snprintf(expected, sizeof(expected), "failed to read geolocation file '%s': %s", path,
+		       strerror(EIO));
+	check_contains(err.msg, expected);
+
+	assert_int_equal(bf_geo_load_cidr_file(&t, test_dir, &err), -EISDIR);
 	(void)snprintf(expected, sizeof(expected), "failed to read geolocation file '%s': %s",
 		       test_dir, strerror(EISDIR));
 	check_contains(err.msg, expected);
@@ -856,9 +887,12 @@ static void test_local_overlay_mapped(void **state)
 	const struct bf_range6 *r;
 	uint8_t addr[16];
 
-	/* The IPv6 table leaves IPv4-mapped addresses to the data. */
+	/*
+	 * The IPv6 table leaves IPv4-mapped addresses to the data. A prefix
+	 * shorter than /96 that covers them stays IPv6.
+	 */
 	bf_geo_table_init(&t);
-	load_text(&t, "mapped", "::ffff:0:0,::ffff:ffff:ffff,US\n");
+	load_text(&t, "mapped", "::/64,US\n");
 	flatten(&t);
 	ip6("::ffff:10.0.0.1", addr);
 	r = bf_geo_lookup6(&t, addr);
@@ -1358,6 +1392,10 @@ static void test_default_data(void **state)
 		fail_msg("%s", err.msg);
 	assert_int_equal(t.sources[0].format, BF_GEO_FORMAT_TOR4);
 	assert_int_equal(t.sources[1].format, BF_GEO_FORMAT_TOR6);
+	assert_string_equal(t.sources[0].detail, "decimal IPv4 ranges");
+	assert_string_equal(t.sources[1].detail, "text IPv6 ranges");
+	assert_int_equal(strspn(t.sources[0].sha256, "0123456789abcdef"), 64);
+	assert_int_equal(strspn(t.sources[1].sha256, "0123456789abcdef"), 64);
 	flatten(&t);
 
 	check_lookup(&t, "202.175.3.3", "MO 0");

@@ -32,6 +32,10 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "geo.h"
+
+_Static_assert(BF_CONFIG_MAX_MMDB_PATHS <= BF_GEO_MAX_MMDB_PATHS,
+	       "[geo] mmdb_country accepts more key paths than the loader");
 
 #define CONFIG_MAX_FILE_BYTES	(1024 * 1024)
 #define CONFIG_MAX_LINE		16384 /* bytes of one line, including the NUL */
@@ -358,6 +362,85 @@ static int parse_geo_override(struct config_parser *p, const char *key, const ch
 			       BF_CONFIG_MAX_FILES);
 }
 
+/* Replaces [geo] lists with the "CC:PATH" entries of value. */
+static int parse_geo_lists(struct config_parser *p, const char *key, const char *value)
+{
+	struct bf_config *cfg = p->cfg;
+	const char *cursor = value;
+	const char *token;
+	uint16_t country;
+	size_t len;
+
+	free_list(cfg->geo_lists, &cfg->ngeo_lists);
+	while ((token = next_token(&cursor, &len))) {
+		if (len < 4 || token[2] != ':' || !parse_country_letters(token, 2, &country) ||
+		    token[3] != '/')
+			return config_invalid(
+				p,
+				"invalid entry in '%s' '%.*s'; use CC:PATH with a "
+				"two-letter country code and an absolute path, such as "
+				"MO:/etc/borderflow/macau.txt",
+				key, (int)len, token);
+		if (len - 3 >= CONFIG_MAX_PATH)
+			return config_invalid(p, "'%s' has a path longer than %d bytes '%.64s...'",
+					      key, CONFIG_MAX_PATH - 1, token + 3);
+		if (cfg->ngeo_lists == BF_CONFIG_MAX_FILES)
+			return config_invalid(p,
+					      "'%s' has too many entries, the first one over the "
+					      "limit is '%.*s'; at most %d are accepted",
+					      key, (int)len, token, BF_CONFIG_MAX_FILES);
+		cfg->geo_lists[cfg->ngeo_lists] = strndup(token + 3, len - 3);
+		if (!cfg->geo_lists[cfg->ngeo_lists])
+			return config_no_memory(p);
+		cfg->geo_list_countries[cfg->ngeo_lists++] = country;
+	}
+	return 0;
+}
+
+/* True for map keys or array indexes separated by single '/', such as country/iso_code. */
+static bool is_mmdb_key_path(const char *path, size_t len)
+{
+	size_t keys = 1;
+
+	if (!len || path[0] == '/' || path[len - 1] == '/')
+		return false;
+	for (size_t i = 1; i < len; i++) {
+		if (path[i] != '/')
+			continue;
+		if (path[i - 1] == '/')
+			return false;
+		keys++;
+	}
+	return keys <= BF_GEO_MAX_MMDB_KEYS;
+}
+
+static int parse_geo_mmdb_country(struct config_parser *p, const char *key, const char *value)
+{
+	struct bf_config *cfg = p->cfg;
+	const char *cursor = value;
+	const char *token;
+	size_t len;
+
+	cfg->ngeo_mmdb_country = 0;
+	while ((token = next_token(&cursor, &len))) {
+		if (len >= BF_CONFIG_MMDB_PATH_SIZE || !is_mmdb_key_path(token, len))
+			return config_invalid(p,
+					      "invalid key path in '%s' '%.*s'; use up to %d map "
+					      "keys separated by '/', such as country/iso_code, of "
+					      "at most %d bytes",
+					      key, (int)len, token, BF_GEO_MAX_MMDB_KEYS,
+					      BF_CONFIG_MMDB_PATH_SIZE - 1);
+		if (cfg->ngeo_mmdb_country == BF_CONFIG_MAX_MMDB_PATHS)
+			return config_invalid(p,
+					      "'%s' has too many key paths, the first one over the "
+					      "limit is '%.*s'; at most %d are accepted",
+					      key, (int)len, token, BF_CONFIG_MAX_MMDB_PATHS);
+		memcpy(cfg->geo_mmdb_country[cfg->ngeo_mmdb_country], token, len);
+		cfg->geo_mmdb_country[cfg->ngeo_mmdb_country++][len] = '\0';
+	}
+	return 0;
+}
+
 /*
  * Returns the [app NAME] section that already lists path: one of the sections
  * before app, or app itself when path is among its first count paths. Returns
@@ -574,6 +657,10 @@ static const struct config_key geo_keys[] = {
 	  "use absolute paths of geolocation files separated by spaces" },
 	{ "override", parse_geo_override, true,
 	  "use absolute paths of \"CIDR,CC\" files separated by spaces" },
+	{ "lists", parse_geo_lists, true,
+	  "use CC:PATH entries separated by spaces, such as MO:/etc/borderflow/macau.txt" },
+	{ "mmdb_country", parse_geo_mmdb_country, false,
+	  "use mmdb key paths separated by spaces, such as country/iso_code" },
 	{ 0 },
 };
 
@@ -993,6 +1080,10 @@ void bf_config_defaults(struct bf_config *cfg)
 	cfg->geo_data[0] = default_geo_data4;
 	cfg->geo_data[1] = default_geo_data6;
 	cfg->ngeo_data = 2;
+	strcpy(cfg->geo_mmdb_country[0], "country/iso_code");
+	strcpy(cfg->geo_mmdb_country[1], "registered_country/iso_code");
+	strcpy(cfg->geo_mmdb_country[2], "country_code");
+	cfg->ngeo_mmdb_country = 3;
 
 	strcpy(app->name, "dingtalk");
 	app->paths[0] = default_app_path;
@@ -1046,6 +1137,7 @@ void bf_config_free(struct bf_config *cfg)
 
 	free_list(cfg->geo_data, &cfg->ngeo_data);
 	free_list(cfg->geo_override, &cfg->ngeo_override);
+	free_list(cfg->geo_lists, &cfg->ngeo_lists);
 	for (i = 0; i < cfg->napps && i < BF_MAX_APPS; i++)
 		free_list(cfg->apps[i].paths, &cfg->apps[i].npaths);
 	bf_config_defaults(cfg);

@@ -15,9 +15,12 @@
 #include "../../maps/common.h"
 
 #define BF_CONFIG_DEFAULT_PATH "/etc/borderflow/borderflow.conf"
-#define BF_CONFIG_MAX_FILES    16 /* per list key: [geo] data, [geo] override */
+#define BF_CONFIG_MAX_FILES    16 /* per list key: [geo] data, [geo] override, [geo] lists */
 #define BF_CONFIG_MAX_MATCHERS 16 /* per list key of an [app NAME] section */
 #define BF_CONFIG_MAX_APPROVED 256
+
+#define BF_CONFIG_MAX_MMDB_PATHS 8   /* [geo] mmdb_country, at most BF_GEO_MAX_MMDB_PATHS */
+#define BF_CONFIG_MMDB_PATH_SIZE 128 /* bytes of one mmdb key path, including the NUL */
 
 /* One [app NAME] section. */
 struct bf_app_config {
@@ -46,6 +49,16 @@ struct bf_config {
 	size_t ngeo_data;
 	char *geo_override[BF_CONFIG_MAX_FILES];
 	size_t ngeo_override;
+	/* "lists = CC:PATH ...": files of one prefix per line, each of the country before it */
+	char *geo_lists[BF_CONFIG_MAX_FILES];
+	uint16_t geo_list_countries[BF_CONFIG_MAX_FILES]; /* BF_CC() codes */
+	size_t ngeo_lists;
+	/*
+	 * "mmdb_country =": key paths of the country in an mmdb record, tried in
+	 * order; default country/iso_code registered_country/iso_code country_code
+	 */
+	char geo_mmdb_country[BF_CONFIG_MAX_MMDB_PATHS][BF_CONFIG_MMDB_PATH_SIZE];
+	size_t ngeo_mmdb_country;
 
 	/* [app NAME] sections, in file order; application id = index + 1 */
 	struct bf_app_config apps[BF_MAX_APPS];

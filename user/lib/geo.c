@@ -2,11 +2,13 @@
 /*
  * Geolocation tables.
  *
- * Loading. Each file becomes one layer. Its lines are parsed into spans,
- * sorted by first address and swept once: overlapping spans of the same
- * country merge, overlapping spans of different countries are an error that
- * names both lines. The layer is appended to the table only when the whole
- * file is valid, so a layer in the table is always sorted and free of
+ * Loading. Each file becomes one layer, built through the interface of
+ * geo_layer.h by the loader of its format (geo_csv.c for the text formats,
+ * geo_mmdb.c for MaxMind DB). The loader adds the file's ranges as spans,
+ * which are sorted by first address and swept once: overlapping spans of the
+ * same country merge, overlapping spans of different countries are an error
+ * that names both lines. The layer is appended to the table only when the
+ * whole file is valid, so a layer in the table is always sorted and free of
  * overlaps.
  *
  * Flattening. The table's array is a sequence of layers in load order (the
@@ -29,28 +31,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "geo.h"
+#include "geo_layer.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#define GEO_MAX_LINE   1024  /* characters of a line, without its CR LF */
-#define GEO_READ_CHUNK 65536 /* bytes per read(2) */
-
 #define BUILTIN_PATH "builtin:local"
-
-/* An address of either family as a 128-bit number. IPv4 uses the low 32 bits. */
-struct geo_addr {
-	uint64_t hi;
-	uint64_t lo;
-};
 
 /* A range while a file is loaded or a table is flattened. */
 struct geo_span {
 	struct geo_addr first;
 	struct geo_addr last;
-	uint32_t line; /* line of the file it came from, 0 for spans made from the table */
+	uint32_t line; /* line or byte offset it came from, 0 for spans made from the table */
 	uint16_t country;
 	uint8_t source;
 };
@@ -60,26 +56,19 @@ struct span_list {
 	size_t n, cap;
 };
 
-struct line_reader {
-	int fd;
-	size_t start, end; /* unread bytes are buf[start..end) */
-	bool eof;
-	uint32_t line; /* number of the line last returned */
-	char buf[GEO_READ_CHUNK + 1];
-};
-
-/* State of one bf_geo_load_file() call. */
-struct geo_loader {
+/* A layer while its file is loaded. */
+struct geo_layer {
 	const char *path;
 	struct bf_error *err;
-	enum bf_geo_format required; /* 0 accepts any format */
-	enum bf_geo_format format;   /* format of the first data line, 0 before it */
-	uint32_t format_line;	     /* number of the first data line */
-	uint8_t source;		     /* index the new source gets in the table */
+	enum geo_position position;
+	enum bf_geo_format format;
+	enum geo_range_style style;
+	uint8_t source; /* index the new source gets in the table */
 	char date[64];
+	char detail[160];
+	char sha256[65];
 	struct span_list v4, v6;
 	size_t count4, count6;
-	struct line_reader reader;
 };
 
 struct local_prefix4 {
@@ -119,156 +108,6 @@ static const struct local_prefix6 local6[] = {
 	{ { 0xfe, 0x80 }, 10 }, /* link-local */
 	{ { 0xff }, 8 },	/* multicast */
 };
-
-static const char *format_name(enum bf_geo_format format)
-{
-	switch (format) {
-	case BF_GEO_FORMAT_TOR4:
-		return "a decimal IPv4 range 'first,last,CC'";
-	case BF_GEO_FORMAT_TOR6:
-		return "an IPv6 range 'first,last,CC'";
-	case BF_GEO_FORMAT_CIDR:
-		return "a prefix 'CIDR,CC'";
-	case BF_GEO_FORMAT_BUILTIN:
-		break;
-	}
-	return "the built-in table";
-}
-
-/* 128-bit arithmetic on struct geo_addr */
-
-static int addr_cmp(const struct geo_addr *a, const struct geo_addr *b)
-{
-	if (a->hi != b->hi)
-		return a->hi < b->hi ? -1 : 1;
-	if (a->lo != b->lo)
-		return a->lo < b->lo ? -1 : 1;
-	return 0;
-}
-
-static struct geo_addr addr_inc(struct geo_addr a)
-{
-	a.lo++;
-	if (!a.lo)
-		a.hi++;
-	return a;
-}
-
-static struct geo_addr addr_dec(struct geo_addr a)
-{
-	if (!a.lo)
-		a.hi--;
-	a.lo--;
-	return a;
-}
-
-static struct geo_addr addr_sub(struct geo_addr a, struct geo_addr b)
-{
-	struct geo_addr r = { .hi = a.hi - b.hi, .lo = a.lo - b.lo };
-
-	if (a.lo < b.lo)
-		r.hi--;
-	return r;
-}
-
-/* Number of significant bits: 0 for 0, 128 when the top bit is set. */
-static unsigned int addr_fls(struct geo_addr a)
-{
-	if (a.hi)
-		return 128 - __builtin_clzll(a.hi);
-	if (a.lo)
-		return 64 - __builtin_clzll(a.lo);
-	return 0;
-}
-
-/* Number of trailing zero bits, capped at bits (the width of the family). */
-static unsigned int addr_ctz(struct geo_addr a, unsigned int bits)
-{
-	unsigned int n;
-
-	if (a.lo)
-		n = __builtin_ctzll(a.lo);
-	else if (a.hi)
-		n = 64 + __builtin_ctzll(a.hi);
-	else
-		n = 128;
-	return n < bits ? n : bits;
-}
-
-/* The number with the low n bits set, n from 0 to 128. */
-static struct geo_addr addr_low_mask(unsigned int n)
-{
-	struct geo_addr m = { 0, 0 };
-
-	if (n >= 128)
-		return (struct geo_addr){ UINT64_MAX, UINT64_MAX };
-	if (n >= 64) {
-		m.lo = UINT64_MAX;
-		m.hi = (UINT64_C(1) << (n - 64)) - 1;
-	} else {
-		m.lo = (UINT64_C(1) << n) - 1;
-	}
-	return m;
-}
-
-static struct geo_addr addr_or(struct geo_addr a, struct geo_addr b)
-{
-	return (struct geo_addr){ a.hi | b.hi, a.lo | b.lo };
-}
-
-static struct geo_addr addr_and(struct geo_addr a, struct geo_addr b)
-{
-	return (struct geo_addr){ a.hi & b.hi, a.lo & b.lo };
-}
-
-static struct geo_addr addr_and_not(struct geo_addr a, struct geo_addr b)
-{
-	return (struct geo_addr){ a.hi & ~b.hi, a.lo & ~b.lo };
-}
-
-static bool addr_is_zero(struct geo_addr a)
-{
-	return !a.hi && !a.lo;
-}
-
-static struct geo_addr addr_from4(uint32_t addr)
-{
-	return (struct geo_addr){ 0, addr };
-}
-
-static struct geo_addr addr_from6(const uint8_t bytes[16])
-{
-	struct geo_addr a = { 0, 0 };
-
-	for (int i = 0; i < 8; i++) {
-		a.hi = a.hi << 8 | bytes[i];
-		a.lo = a.lo << 8 | bytes[i + 8];
-	}
-	return a;
-}
-
-static void addr_to6(struct geo_addr a, uint8_t bytes[16])
-{
-	for (int i = 7; i >= 0; i--) {
-		bytes[i] = a.hi & 0xff;
-		bytes[i + 8] = a.lo & 0xff;
-		a.hi >>= 8;
-		a.lo >>= 8;
-	}
-}
-
-static uint32_t load_be32(const uint8_t bytes[4])
-{
-	return (uint32_t)bytes[0] << 24 | (uint32_t)bytes[1] << 16 | (uint32_t)bytes[2] << 8 |
-	       bytes[3];
-}
-
-static bool is_mapped4(const uint8_t bytes[16])
-{
-	static const uint8_t mapped_prefix[12] = { [10] = 0xff, [11] = 0xff };
-
-	return !memcmp(bytes, mapped_prefix, sizeof(mapped_prefix));
-}
 
 /* Span lists */
 
@@ -316,160 +155,53 @@ static int span_cmp(const void *pa, const void *pb)
 	return a->line < b->line ? -1 : a->line > b->line;
 }
 
-/* Reading lines */
+/* Layers */
 
-/*
- * Reads the next line into the reader's buffer, NUL-terminated and without
- * its LF or CR LF. Returns 1 and the line, 0 at the end of the file,
- * -EMSGSIZE for a line longer than GEO_MAX_LINE, or the negative errno of
- * read(2).
- */
-static int reader_next(struct line_reader *r, char **line, size_t *len)
+static int find_builtin_source(const struct bf_geo_table *t)
 {
-	r->line++;
-	for (;;) {
-		char *begin = r->buf + r->start;
-		size_t avail = r->end - r->start;
-		char *newline = memchr(begin, '\n', avail);
-		ssize_t got;
-
-		if (newline || (r->eof && avail)) {
-			size_t n = newline ? (size_t)(newline - begin) : avail;
-
-			begin[n] = '\0';
-			r->start += newline ? n + 1 : n;
-			if (n && begin[n - 1] == '\r')
-				begin[--n] = '\0';
-			*line = begin;
-			*len = n;
-			return n > GEO_MAX_LINE ? -EMSGSIZE : 1;
-		}
-		if (r->eof)
-			return 0;
-		/* Past GEO_MAX_LINE and a CR the line is too long, so reading stops. */
-		if (avail > GEO_MAX_LINE + 1)
-			return -EMSGSIZE;
-
-		memmove(r->buf, begin, avail);
-		r->start = 0;
-		r->end = avail;
-		do {
-			got = read(r->fd, r->buf + r->end, GEO_READ_CHUNK - r->end);
-		} while (got < 0 && errno == EINTR);
-		if (got < 0)
-			return -errno;
-		if (!got)
-			r->eof = true;
-		r->end += got;
+	for (size_t i = 0; i < t->nsources; i++) {
+		if (t->sources[i].format == BF_GEO_FORMAT_BUILTIN)
+			return i;
 	}
+	return -1;
 }
 
-/* Parsing */
-
-static int line_error(struct geo_loader *l, uint32_t line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int line_error(struct geo_loader *l, uint32_t line, const char *fmt, ...)
+int geo_layer_begin(struct geo_layer **out, const struct bf_geo_table *t, const char *path,
+		    enum geo_position position, struct bf_error *err)
 {
-	char detail[sizeof(l->err->msg)];
-	va_list ap;
+	/* One source slot stays free for the builtin table that bf_geo_flatten() adds. */
+	size_t max_files = BF_GEO_MAX_SOURCES - (find_builtin_source(t) < 0 ? 1 : 0);
+	struct geo_layer *l;
 
-	va_start(ap, fmt);
-	(void)vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	return bf_error_set(l->err, -EINVAL, "failed to load geolocation file '%s' line %u: %s",
-			    l->path, line, detail);
-}
+	if (t->nsources >= max_files)
+		return bf_error_set(err, -E2BIG,
+				    "failed to load geolocation file '%s': too many geolocation "
+				    "files, at most %zu",
+				    path, max_files);
+	if (strlen(path) >= sizeof(t->sources[0].path))
+		return bf_error_set(err, -ENAMETOOLONG,
+				    "failed to load geolocation file '%.64s...': path too long",
+				    path);
 
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static char *trim(char *s)
-{
-	char *end;
-
-	while (is_blank(*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && is_blank(end[-1]))
-		end--;
-	*end = '\0';
-	return s;
-}
-
-/* Splits a line with exactly n - 1 commas into n trimmed fields. */
-static void split_fields(char *line, char *fields[], size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		char *comma = strchr(line, ',');
-		char *next = NULL;
-
-		if (comma) {
-			*comma = '\0';
-			next = comma + 1;
-		}
-		fields[i] = trim(line);
-		line = next;
-	}
-}
-
-/*
- * Returns the format a data line is written in, or 0. Only the shape counts
- * here: whether the fields are valid is checked by the parser of that format,
- * so that "12x,13,US" in a decimal file is reported as an invalid address.
- */
-static enum bf_geo_format classify_line(const char *line)
-{
-	const char *comma1 = strchr(line, ',');
-	const char *comma2;
-
-	if (!comma1)
-		return 0;
-	comma2 = strchr(comma1 + 1, ',');
-	if (!comma2)
-		return BF_GEO_FORMAT_CIDR;
-	if (strchr(comma2 + 1, ','))
-		return 0;
-	if (memchr(line, ':', comma2 - line))
-		return BF_GEO_FORMAT_TOR6;
-	return BF_GEO_FORMAT_TOR4;
-}
-
-static bool parse_decimal(const char *s, uint32_t *out)
-{
-	uint64_t v = 0;
-
-	if (!*s)
-		return false;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return false;
-		v = v * 10 + (unsigned int)(*s - '0');
-		if (v > UINT32_MAX)
-			return false;
-	}
-	*out = v;
-	return true;
-}
-
-static int parse_country(struct geo_loader *l, const char *text, uint16_t *country)
-{
-	if (bf_country_parse(text, country))
-		return line_error(l, l->reader.line,
-				  "invalid country code '%s': expected two ASCII letters or '?\?'",
-				  text);
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return bf_error_set(err, -ENOMEM,
+				    "failed to load geolocation file '%s': out of memory", path);
+	l->path = path;
+	l->err = err;
+	l->position = position;
+	l->source = t->nsources;
+	*out = l;
 	return 0;
 }
 
-static int add_span(struct geo_loader *l, int family, struct geo_addr first, struct geo_addr last,
-		    uint16_t country)
+int geo_layer_add(struct geo_layer *l, int family, struct geo_addr first, struct geo_addr last,
+		  uint16_t country, uint32_t position)
 {
 	struct geo_span span = {
 		.first = first,
 		.last = last,
-		.line = l->reader.line,
+		.line = position,
 		.country = country,
 		.source = l->source,
 	};
@@ -488,71 +220,85 @@ static int add_span(struct geo_loader *l, int family, struct geo_addr first, str
 	return 0;
 }
 
-static int parse_tor4_address(struct geo_loader *l, const char *text, uint32_t *addr)
+int geo_layer_add_range6(struct geo_layer *l, struct geo_addr first, struct geo_addr last,
+			 uint16_t country, uint32_t position)
 {
-	if (!parse_decimal(text, addr))
-		return line_error(l, l->reader.line,
-				  "invalid address '%s': expected a decimal IPv4 address from 0 to "
-				  "4294967295",
-				  text);
-	return 0;
-}
-
-static int parse_tor4(struct geo_loader *l, char *line)
-{
-	char *fields[3];
-	uint32_t first = 0, last = 0;
-	uint16_t country;
+	const struct geo_addr mapped_first = { GEO_MAPPED4_HI, GEO_MAPPED4_LO };
+	const struct geo_addr mapped_last = { GEO_MAPPED4_HI, GEO_MAPPED4_LO | UINT32_MAX };
 	int ret;
 
-	split_fields(line, fields, 3);
-	ret = parse_tor4_address(l, fields[0], &first);
-	if (ret)
-		return ret;
-	ret = parse_tor4_address(l, fields[1], &last);
-	if (ret)
-		return ret;
-	if (first > last)
-		return line_error(
-			l, l->reader.line,
-			"invalid range '%s,%s': the first address is greater than the last",
-			fields[0], fields[1]);
-	ret = parse_country(l, fields[2], &country);
-	if (ret)
-		return ret;
-	return add_span(l, 4, addr_from4(first), addr_from4(last), country);
-}
+	if (addr_cmp(&last, &mapped_first) < 0 || addr_cmp(&first, &mapped_last) > 0)
+		return geo_layer_add(l, 6, first, last, country, position);
 
-static int parse_tor6(struct geo_loader *l, char *line)
-{
-	char *fields[3];
-	uint8_t bytes[2][16];
-	struct geo_addr first, last;
-	uint16_t country;
-	int ret;
-
-	split_fields(line, fields, 3);
-	for (int i = 0; i < 2; i++) {
-		if (inet_pton(AF_INET6, fields[i], bytes[i]) != 1)
-			return line_error(l, l->reader.line,
-					  "invalid address '%s': expected an IPv6 address",
-					  fields[i]);
+	if (addr_cmp(&first, &mapped_first) < 0) {
+		ret = geo_layer_add(l, 6, first, addr_dec(mapped_first), country, position);
+		if (ret)
+			return ret;
+		first = mapped_first;
 	}
-	first = addr_from6(bytes[0]);
-	last = addr_from6(bytes[1]);
-	if (addr_cmp(&first, &last) > 0)
-		return line_error(
-			l, l->reader.line,
-			"invalid range '%s,%s': the first address is greater than the last",
-			fields[0], fields[1]);
-	ret = parse_country(l, fields[2], &country);
-	if (ret)
-		return ret;
-	return add_span(l, 6, first, last, country);
+	if (addr_cmp(&last, &mapped_last) > 0) {
+		ret = geo_layer_add(l, 6, addr_inc(mapped_last), last, country, position);
+		if (ret)
+			return ret;
+		last = mapped_last;
+	}
+	return geo_layer_add(l, 4, addr_from4((uint32_t)first.lo), addr_from4((uint32_t)last.lo),
+			     country, position);
 }
 
-static void format_prefix(int family, struct geo_addr addr, unsigned int prefixlen, char *out,
-			  size_t size)
+void geo_layer_set_format(struct geo_layer *l, enum bf_geo_format format,
+			  enum geo_range_style style)
+{
+	l->format = format;
+	l->style = style;
+}
+
+void geo_layer_set_date(struct geo_layer *l, const char *date)
+{
+	(void)snprintf(l->date, sizeof(l->date), "%s", date);
+}
+
+void geo_layer_set_detail(struct geo_layer *l, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(l->detail, sizeof(l->detail), fmt, ap);
+	va_end(ap);
+}
+
+void geo_layer_set_sha256(struct geo_layer *l, const uint8_t digest[32])
+{
+	for (int i = 0; i < 32; i++)
+		(void)snprintf(l->sha256 + 2 * i, 3, "%02x", digest[i]);
+}
+
+size_t geo_layer_count(const struct geo_layer *l)
+{
+	return l->count4 + l->count6;
+}
+
+int geo_layer_error(const struct geo_layer *l, uint32_t position, const char *fmt, ...)
+{
+	char detail[sizeof(l->err->msg)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	if (l->position == GEO_POSITION_OFFSET)
+		return bf_error_set(l->err, -EINVAL,
+				    "failed to load geolocation file '%s' offset %u: %s", l->path,
+				    position, detail);
+	if (!position)
+		return bf_error_set(l->err, -EINVAL, "failed to load geolocation file '%s': %s",
+				    l->path, detail);
+	return bf_error_set(l->err, -EINVAL, "failed to load geolocation file '%s' line %u: %s",
+			    l->path, position, detail);
+}
+
+void geo_format_prefix(int family, struct geo_addr addr, unsigned int prefixlen, char *out,
+		       size_t size)
 {
 	char text[INET6_ADDRSTRLEN];
 	uint8_t bytes[16];
@@ -568,204 +314,97 @@ static void format_prefix(int family, struct geo_addr addr, unsigned int prefixl
 	(void)snprintf(out, size, "%s/%u", text, prefixlen);
 }
 
-/*
- * Parses "address/length". An IPv4-mapped IPv6 prefix of length 96 or more
- * is stored as the IPv4 prefix it covers, because that is how the BPF
- * programs look mapped addresses up.
- */
-static int parse_prefix(struct geo_loader *l, char *text, int *family, struct geo_addr *first,
-			struct geo_addr *last)
+/* Writes a 128-bit number in decimal, dividing by 10 in 32-bit pieces. */
+static void format_decimal128(struct geo_addr a, char *out, size_t size)
 {
-	char *slash = strchr(text, '/');
-	char network[INET6_ADDRSTRLEN + 4];
-	struct geo_addr host;
+	char digits[40];
+	size_t n = 0;
+
+	do {
+		uint64_t mid = (a.hi % 10) << 32 | a.lo >> 32;
+		uint64_t low = (mid % 10) << 32 | (a.lo & UINT32_MAX);
+
+		a.hi /= 10;
+		a.lo = (mid / 10) << 32 | low / 10;
+		digits[n++] = (char)('0' + low % 10);
+	} while (a.hi || a.lo);
+
+	for (size_t i = 0; i < n && i + 1 < size; i++)
+		out[i] = digits[n - 1 - i];
+	out[n < size ? n : size - 1] = '\0';
+}
+
+static void format_address_text(int family, struct geo_addr a, char *out, size_t size)
+{
 	uint8_t bytes[16];
-	uint32_t prefixlen;
-	unsigned int bits;
-	bool valid;
+	uint32_t v4;
 
-	if (!slash)
-		return line_error(l, l->reader.line,
-				  "missing prefix length in '%s': expected 'address/length'", text);
-	*slash = '\0';
-	*family = strchr(text, ':') ? 6 : 4;
-	bits = *family == 4 ? 32 : 128;
-	valid = inet_pton(*family == 4 ? AF_INET : AF_INET6, text, bytes) == 1;
-	*slash = '/';
-	if (!valid)
-		return line_error(l, l->reader.line, "invalid prefix '%s': invalid IPv%d address",
-				  text, *family);
-	if (!parse_decimal(slash + 1, &prefixlen) || prefixlen > bits)
-		return line_error(l, l->reader.line,
-				  "invalid prefix '%s': the prefix length must be 0 to %u", text,
-				  bits);
-
-	*first = *family == 4 ? addr_from4(load_be32(bytes)) : addr_from6(bytes);
-	host = addr_low_mask(bits - prefixlen);
-	if (!addr_is_zero(addr_and(*first, host))) {
-		format_prefix(*family, addr_and_not(*first, host), prefixlen, network,
-			      sizeof(network));
-		return line_error(l, l->reader.line,
-				  "invalid prefix '%s': host bits are set, the network is probably "
-				  "'%s'",
-				  text, network);
+	if (family == 4) {
+		v4 = htonl((uint32_t)a.lo);
+		(void)inet_ntop(AF_INET, &v4, out, size);
+	} else {
+		addr_to6(a, bytes);
+		(void)inet_ntop(AF_INET6, bytes, out, size);
 	}
-	*last = addr_or(*first, host);
-
-	if (*family == 6 && prefixlen >= 96 && is_mapped4(bytes)) {
-		*family = 4;
-		*first = addr_from4((uint32_t)first->lo);
-		*last = addr_from4((uint32_t)last->lo);
-	}
-	return 0;
-}
-
-static int parse_cidr(struct geo_loader *l, char *line)
-{
-	char *fields[2];
-	struct geo_addr first, last;
-	uint16_t country;
-	int family = 0, ret;
-
-	split_fields(line, fields, 2);
-	ret = parse_prefix(l, fields[0], &family, &first, &last);
-	if (ret)
-		return ret;
-	ret = parse_country(l, fields[1], &country);
-	if (ret)
-		return ret;
-	return add_span(l, family, first, last, country);
-}
-
-static int parse_data_line(struct geo_loader *l, char *line)
-{
-	enum bf_geo_format format = classify_line(line);
-
-	if (!format)
-		return line_error(
-			l, l->reader.line,
-			"unrecognized line '%.64s': expected 'first,last,CC' or 'CIDR,CC'", line);
-	if (!l->format) {
-		if (l->required && format != l->required)
-			return line_error(l, l->reader.line,
-					  "'%.64s' is %s but this file must contain %s", line,
-					  format_name(format), format_name(l->required));
-		l->format = format;
-		l->format_line = l->reader.line;
-	} else if (format != l->format) {
-		return line_error(l, l->reader.line,
-				  "'%.64s' is %s but the first data line (line %u) is %s, and a "
-				  "file must use one format",
-				  line, format_name(format), l->format_line,
-				  format_name(l->format));
-	}
-
-	switch (format) {
-	case BF_GEO_FORMAT_TOR4:
-		return parse_tor4(l, line);
-	case BF_GEO_FORMAT_TOR6:
-		return parse_tor6(l, line);
-	default:
-		return parse_cidr(l, line);
-	}
-}
-
-/* Stores the date of a Tor/IPFire header line "# Generated: Thu, 25 Jun 2026 04:33:59 GMT". */
-static void parse_comment(struct geo_loader *l, char *comment)
-{
-	static const char key[] = "Generated:";
-	char *value;
-
-	if (l->date[0])
-		return;
-	while (is_blank(*comment))
-		comment++;
-	if (strncmp(comment, key, strlen(key)))
-		return;
-	value = trim(comment + strlen(key));
-	(void)snprintf(l->date, sizeof(l->date), "%s", value);
-}
-
-static int read_lines(struct geo_loader *l)
-{
-	char *line = NULL, *text;
-	size_t len = 0;
-	int ret;
-
-	while ((ret = reader_next(&l->reader, &line, &len)) > 0) {
-		if (strlen(line) != len)
-			return line_error(l, l->reader.line, "the line contains a NUL byte");
-		text = trim(line);
-		if (!*text)
-			continue;
-		if (*text == '#') {
-			parse_comment(l, text + 1);
-			continue;
-		}
-		ret = parse_data_line(l, text);
-		if (ret)
-			return ret;
-	}
-	if (ret == -EMSGSIZE)
-		return line_error(l, l->reader.line, "the line is longer than %d characters",
-				  GEO_MAX_LINE);
-	if (ret < 0)
-		return bf_error_set(l->err, ret, "failed to read geolocation file '%s': %s",
-				    l->path, strerror(-ret));
-	if (!l->format)
-		return bf_error_set(l->err, -EINVAL,
-				    "failed to load geolocation file '%s': no data lines, expected "
-				    "'first,last,CC' or 'CIDR,CC' lines",
-				    l->path);
-	return 0;
 }
 
 /* The range of a span as its file wrote it, for error messages. */
-static void format_span(const struct geo_loader *l, int family, const struct geo_span *s, char *out,
+static void format_span(const struct geo_layer *l, int family, const struct geo_span *s, char *out,
 			size_t size)
 {
 	char first[INET6_ADDRSTRLEN], last[INET6_ADDRSTRLEN];
-	uint8_t bytes[16];
+	struct geo_addr a = s->first, b = s->last;
 
-	switch (l->format) {
-	case BF_GEO_FORMAT_TOR4:
-		(void)snprintf(out, size, "%u,%u", (uint32_t)s->first.lo, (uint32_t)s->last.lo);
-		break;
-	case BF_GEO_FORMAT_TOR6:
-		addr_to6(s->first, bytes);
-		(void)inet_ntop(AF_INET6, bytes, first, sizeof(first));
-		addr_to6(s->last, bytes);
-		(void)inet_ntop(AF_INET6, bytes, last, sizeof(last));
+	switch (l->style) {
+	case GEO_RANGE_DECIMAL:
+		if (family == 4) {
+			(void)snprintf(out, size, "%u,%u", (uint32_t)a.lo, (uint32_t)b.lo);
+			break;
+		}
+		/* fall through */
+	case GEO_RANGE_DECIMAL6:
+		if (family == 4) {
+			a.lo |= GEO_MAPPED4_LO;
+			b.lo |= GEO_MAPPED4_LO;
+		}
+		format_decimal128(a, first, sizeof(first));
+		format_decimal128(b, last, sizeof(last));
 		(void)snprintf(out, size, "%s,%s", first, last);
 		break;
-	default:
-		format_prefix(family, s->first,
-			      (family == 4 ? 32 : 128) - addr_fls(addr_sub(s->last, s->first)), out,
-			      size);
+	case GEO_RANGE_TEXT:
+		format_address_text(family, a, first, sizeof(first));
+		format_address_text(family, b, last, sizeof(last));
+		(void)snprintf(out, size, "%s,%s", first, last);
+		break;
+	case GEO_RANGE_PREFIX:
+		geo_format_prefix(family, a, (family == 4 ? 32 : 128) - addr_fls(addr_sub(b, a)),
+				  out, size);
 		break;
 	}
 }
 
-static int overlap_error(struct geo_loader *l, int family, const struct geo_span *a,
+static int overlap_error(struct geo_layer *l, int family, const struct geo_span *a,
 			 const struct geo_span *b)
 {
 	const struct geo_span *later = a->line > b->line ? a : b;
 	const struct geo_span *earlier = later == a ? b : a;
+	const char *unit = l->position == GEO_POSITION_OFFSET ? "offset" : "line";
 	char range[2 * INET6_ADDRSTRLEN + 8], country[3], other_country[3];
 
 	format_span(l, family, later, range, sizeof(range));
 	bf_country_format(later->country, country);
 	bf_country_format(earlier->country, other_country);
-	return line_error(l, later->line,
-			  "range '%s' with country %s overlaps line %u with country %s", range,
-			  country, earlier->line, other_country);
+	return geo_layer_error(l, later->line,
+			       "range '%s' with country %s overlaps %s %u with "
+			       "country %s",
+			       range, country, unit, earlier->line, other_country);
 }
 
 /*
  * Sorts the spans of one family of a file and merges overlapping spans of
  * the same country. Overlapping spans of different countries are an error.
  */
-static int normalize_spans(struct geo_loader *l, int family, struct span_list *list)
+static int normalize_spans(struct geo_layer *l, int family, struct span_list *list)
 {
 	struct geo_span *v = list->v;
 	struct geo_span owner; /* the span of the line that ends v[n - 1] */
@@ -797,7 +436,7 @@ static int normalize_spans(struct geo_loader *l, int family, struct span_list *l
 	return 0;
 }
 
-static int append_layer(struct bf_geo_table *t, struct geo_loader *l)
+static int append_layer(struct bf_geo_table *t, struct geo_layer *l)
 {
 	struct bf_geo_source *src = &t->sources[t->nsources];
 	struct bf_range4 *v4;
@@ -844,73 +483,114 @@ static int append_layer(struct bf_geo_table *t, struct geo_loader *l)
 	};
 	(void)snprintf(src->path, sizeof(src->path), "%s", l->path);
 	(void)snprintf(src->date, sizeof(src->date), "%s", l->date);
+	(void)snprintf(src->sha256, sizeof(src->sha256), "%s", l->sha256);
+	(void)snprintf(src->detail, sizeof(src->detail), "%s", l->detail);
 	t->nsources++;
 	t->flat = false;
 	return 0;
 }
 
-static int find_builtin_source(const struct bf_geo_table *t)
+static void layer_free(struct geo_layer *l)
 {
-	for (size_t i = 0; i < t->nsources; i++) {
-		if (t->sources[i].format == BF_GEO_FORMAT_BUILTIN)
-			return i;
-	}
-	return -1;
-}
-
-static int load_file(struct bf_geo_table *t, const char *path, enum bf_geo_format required,
-		     struct bf_error *err)
-{
-	/* One source slot stays free for the builtin table that bf_geo_flatten() adds. */
-	size_t max_files = BF_GEO_MAX_SOURCES - (find_builtin_source(t) < 0 ? 1 : 0);
-	struct geo_loader *l;
-	int ret;
-
-	if (t->nsources >= max_files)
-		return bf_error_set(err, -E2BIG,
-				    "failed to load geolocation file '%s': too many geolocation "
-				    "files, at most %zu",
-				    path, max_files);
-	if (strlen(path) >= sizeof(t->sources[0].path))
-		return bf_error_set(err, -ENAMETOOLONG,
-				    "failed to load geolocation file '%.64s...': path too long",
-				    path);
-
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		return bf_error_set(err, -ENOMEM,
-				    "failed to load geolocation file '%s': out of memory", path);
-	l->path = path;
-	l->err = err;
-	l->required = required;
-	l->source = t->nsources;
-	l->reader.fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (l->reader.fd < 0) {
-		ret = -errno;
-		(void)bf_error_set(err, ret, "failed to open geolocation file '%s': %s", path,
-				   strerror(-ret));
-		goto out;
-	}
-
-	ret = read_lines(l);
-	if (ret)
-		goto out;
-	ret = normalize_spans(l, 4, &l->v4);
-	if (ret)
-		goto out;
-	ret = normalize_spans(l, 6, &l->v6);
-	if (ret)
-		goto out;
-	ret = append_layer(t, l);
-	if (ret)
-		(void)bf_error_set(err, ret, "failed to load geolocation file '%s': out of memory",
-				   path);
-out:
-	if (l->reader.fd >= 0)
-		(void)close(l->reader.fd);
 	span_list_free(&l->v4);
 	span_list_free(&l->v6);
 	free(l);
+}
+
+int geo_layer_commit(struct geo_layer *l, struct bf_geo_table *t)
+{
+	int ret;
+
+	ret = normalize_spans(l, 4, &l->v4);
+	if (!ret)
+		ret = normalize_spans(l, 6, &l->v6);
+	if (!ret) {
+		ret = append_layer(t, l);
+		if (ret)
+			(void)bf_error_set(l->err, ret,
+					   "failed to load geolocation file '%s': out of memory",
+					   l->path);
+	}
+	layer_free(l);
+	return ret;
+}
+
+void geo_layer_abort(struct geo_layer *l)
+{
+	if (l)
+		layer_free(l);
+}
+
+void geo_table_mark(const struct bf_geo_table *t, struct geo_table_mark *mark)
+{
+	*mark = (struct geo_table_mark){
+		.n4 = t->n4,
+		.n6 = t->n6,
+		.nsources = t->nsources,
+		.flat = t->flat,
+	};
+}
+
+/*
+ * Layers are only ever appended, and a source slot past nsources is zero
+ * until a layer or the builtin table fills it, so cutting the arrays back
+ * and zeroing the slots restores the table as it was.
+ */
+void geo_table_rollback(struct bf_geo_table *t, const struct geo_table_mark *mark)
+{
+	for (size_t i = mark->nsources; i < t->nsources; i++)
+		memset(&t->sources[i], 0, sizeof(t->sources[i]));
+	t->n4 = mark->n4;
+	t->n6 = mark->n6;
+	t->nsources = mark->nsources;
+	t->flat = mark->flat;
+}
+
+/* Loading */
+
+static bool has_mmdb_suffix(const char *path)
+{
+	static const char suffix[] = ".mmdb";
+	size_t len = strlen(path);
+
+	return len >= sizeof(suffix) - 1 && !strcasecmp(path + len - (sizeof(suffix) - 1), suffix);
+}
+
+/*
+ * Detects the kind of file: a folder (GeoIP2 CSV), a MaxMind DB (by its
+ * metadata, or by its name when it is too damaged to have any, so that
+ * libmaxminddb reports the damage), or text.
+ */
+static int load_file(struct bf_geo_table *t, const char *path, enum geo_text_mode mode,
+		     uint16_t country, const struct bf_geo_options *opts, struct bf_error *err)
+{
+	struct stat st;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		return bf_error_set(err, ret, "failed to open geolocation file '%s': %s", path,
+				    strerror(-ret));
+	}
+	if (fstat(fd, &st)) {
+		ret = -errno;
+		(void)close(fd);
+		return bf_error_set(err, ret, "failed to read geolocation file '%s': %s", path,
+				    strerror(-ret));
+	}
+
+	if (mode == GEO_TEXT_ANY && S_ISDIR(st.st_mode)) {
+		(void)close(fd);
+		return geo_geoip2_load_folder(t, path, err);
+	}
+	if (mode == GEO_TEXT_ANY && S_ISREG(st.st_mode) &&
+	    (geo_mmdb_detect(fd, st.st_size) || has_mmdb_suffix(path))) {
+		(void)close(fd);
+		return geo_mmdb_load(t, path, opts, err);
+	}
+	ret = geo_text_load(t, path, fd, mode, country, err);
+	(void)close(fd);
 	return ret;
 }
 
@@ -928,12 +608,24 @@ void bf_geo_table_free(struct bf_geo_table *t)
 
 int bf_geo_load_file(struct bf_geo_table *t, const char *path, struct bf_error *err)
 {
-	return load_file(t, path, 0, err);
+	return load_file(t, path, GEO_TEXT_ANY, 0, NULL, err);
+}
+
+int bf_geo_load_file_opts(struct bf_geo_table *t, const char *path,
+			  const struct bf_geo_options *opts, struct bf_error *err)
+{
+	return load_file(t, path, GEO_TEXT_ANY, 0, opts, err);
 }
 
 int bf_geo_load_cidr_file(struct bf_geo_table *t, const char *path, struct bf_error *err)
 {
-	return load_file(t, path, BF_GEO_FORMAT_CIDR, err);
+	return load_file(t, path, GEO_TEXT_CIDR, 0, NULL, err);
+}
+
+int bf_geo_load_list_file(struct bf_geo_table *t, const char *path, uint16_t country,
+			  struct bf_error *err)
+{
+	return load_file(t, path, GEO_TEXT_LIST, country, NULL, err);
 }
 
 /* Flattening */

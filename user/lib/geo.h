@@ -34,11 +34,18 @@ struct bf_range6 {
 	uint8_t pad;
 };
 
+/* Values are stored and compared, so new formats are added at the end. */
 enum bf_geo_format {
-	BF_GEO_FORMAT_TOR4 = 1, /* Tor/IPFire "first,last,CC", decimal IPv4 */
-	BF_GEO_FORMAT_TOR6,	/* Tor/IPFire "first,last,CC", textual IPv6 */
-	BF_GEO_FORMAT_CIDR,	/* "CIDR,CC" lines, both families */
-	BF_GEO_FORMAT_BUILTIN,	/* the fixed local ranges */
+	BF_GEO_FORMAT_TOR4 = 1,	  /* Tor/IPFire "first,last,CC", decimal IPv4 */
+	BF_GEO_FORMAT_TOR6,	  /* Tor/IPFire "first,last,CC", textual IPv6 */
+	BF_GEO_FORMAT_CIDR,	  /* "CIDR,CC" lines, both families */
+	BF_GEO_FORMAT_BUILTIN,	  /* the fixed local ranges */
+	BF_GEO_FORMAT_MMDB,	  /* MaxMind DB (.mmdb), read with libmaxminddb */
+	BF_GEO_FORMAT_GEOIP2_CSV, /* GeoIP2/GeoLite2 Blocks CSV joined with its Locations CSV */
+	BF_GEO_FORMAT_DBIP_CSV,	  /* DB-IP "ip_start,ip_end,country", both families */
+	BF_GEO_FORMAT_IP2LOCATION_CSV, /* IP2Location LITE DB1 CSV, IPv4 or IPv6 edition */
+	BF_GEO_FORMAT_RANGE_CSV,       /* ip-location-db "start,end,country", text or decimal */
+	BF_GEO_FORMAT_CIDR_LIST,       /* one prefix per line, of a country the caller names */
 };
 
 /* A file (or the built-in table) that contributed ranges. */
@@ -48,6 +55,23 @@ struct bf_geo_source {
 	char date[64]; /* build date stated in the file, "" when it states none */
 	size_t count4; /* ranges read, before flattening */
 	size_t count6;
+	char sha256[65]; /* SHA-256 of the file's bytes, lower-case hex; "" for the builtin table */
+	char detail[160]; /* the mmdb database_type, or the variant of a text format */
+};
+
+#define BF_GEO_MAX_MMDB_PATHS 8 /* key paths of [geo] mmdb_country */
+#define BF_GEO_MAX_MMDB_KEYS  8 /* keys of one key path */
+
+/* Options of bf_geo_load_file_opts(). */
+struct bf_geo_options {
+	/*
+	 * Where the country of an mmdb record is: key paths with '/' between the
+	 * map keys (or array indexes), tried in order until one has a string.
+	 * Without any, country/iso_code, registered_country/iso_code, then
+	 * country_code.
+	 */
+	const char *mmdb_country[BF_GEO_MAX_MMDB_PATHS];
+	size_t nmmdb_country;
 };
 
 struct bf_geo_table {
@@ -65,19 +89,53 @@ void bf_geo_table_free(struct bf_geo_table *t);
 
 /*
  * Reads a geolocation file and adds its ranges as a new layer above the
- * ones already added. The format is detected from the content: decimal
- * "first,last,CC" (Tor/IPFire geoip), textual IPv6 "first,last,CC" (geoip6),
- * or "CIDR,CC". Blank lines and lines starting with '#' are skipped and CRLF
- * line ends are accepted. Country codes are any two ASCII letters, stored
- * upper case; "??" is stored as BF_CC_NONE.
+ * ones already added. The format is detected from the content:
+ *
+ *  - MaxMind DB (.mmdb): the metadata at its end, or the name *.mmdb. An
+ *    IPv6 database's IPv4 networks under ::/96 are stored as IPv4, once,
+ *    without their aliases ::ffff:0:0/96, 2001::/32 and 2002::/16.
+ *  - A folder of GeoIP2/GeoLite2 CSV files: both of its *-Blocks-IPv4.csv
+ *    and *-Blocks-IPv6.csv, as two layers, with the countries of the
+ *    Locations file beside them (*-Locations-en.csv, else any
+ *    *-Locations-*.csv).
+ *  - A GeoIP2/GeoLite2 Blocks CSV file: the header "network,geoname_id,...".
+ *  - Decimal "first,last,CC": Tor/IPFire geoip and ip-location-db "-num"
+ *    files. When the first data line has a number above 4294967295 the
+ *    numbers are 128-bit IPv6 addresses.
+ *  - Textual "first,last,CC", with an optional header such as
+ *    "ip_start,ip_end,country": Tor/IPFire geoip6, DB-IP, ip-location-db.
+ *  - Quoted "first","last","CC","name": IP2Location LITE DB1, where the IPv6
+ *    edition has 128-bit numbers.
+ *  - "CIDR,CC".
+ *
+ * The part of an IPv6 range inside ::ffff:0:0/96 is stored as IPv4, and so
+ * is a prefix of length 96 or more inside it. Blank lines and lines starting
+ * with '#' are skipped and CRLF line ends are accepted. Country codes are any
+ * two ASCII letters, stored upper case. "??", an IP2Location "-", and a
+ * record or row without a country are stored as BF_CC_NONE. The source
+ * records the file's SHA-256, its build date when the file states one, and
+ * the detected variant.
  *
  * Returns 0, or a negative errno with err naming the file, the line number
- * and the offending value. On error the table is unchanged.
+ * (the byte offset in an mmdb file) and the offending value. On error the
+ * table is unchanged.
  */
 int bf_geo_load_file(struct bf_geo_table *t, const char *path, struct bf_error *err);
 
+/* Same as bf_geo_load_file() with options; opts may be NULL for the defaults. */
+int bf_geo_load_file_opts(struct bf_geo_table *t, const char *path,
+			  const struct bf_geo_options *opts, struct bf_error *err);
+
 /* Same as bf_geo_load_file() for a file that must be "CIDR,CC" lines (overrides). */
 int bf_geo_load_cidr_file(struct bf_geo_table *t, const char *path, struct bf_error *err);
+
+/*
+ * Same as bf_geo_load_file() for a list of prefixes of one country: one
+ * "address/length" or address per line, optionally followed by a comment
+ * that starts with '#' or ';'.
+ */
+int bf_geo_load_list_file(struct bf_geo_table *t, const char *path, uint16_t country,
+			  struct bf_error *err);
 
 /*
  * Resolves the layers into one sorted table without overlaps (a later layer

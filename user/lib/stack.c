@@ -5,11 +5,20 @@
 
 int bf_geo_load_stack(struct bf_geo_table *table, const struct bf_config *cfg, struct bf_error *err)
 {
+	struct bf_geo_options opts = { .nmmdb_country = cfg->ngeo_mmdb_country };
 	size_t i;
 	int ret;
 
+	for (i = 0; i < cfg->ngeo_mmdb_country; i++)
+		opts.mmdb_country[i] = cfg->geo_mmdb_country[i];
 	for (i = 0; i < cfg->ngeo_data; i++) {
-		ret = bf_geo_load_file(table, cfg->geo_data[i], err);
+		ret = bf_geo_load_file_opts(table, cfg->geo_data[i], &opts, err);
+		if (ret)
+			return ret;
+	}
+	for (i = 0; i < cfg->ngeo_lists; i++) {
+		ret = bf_geo_load_list_file(table, cfg->geo_lists[i], cfg->geo_list_countries[i],
+					    err);
 		if (ret)
 			return ret;
 	}
@@ -32,6 +41,18 @@ const char *bf_geo_format_name(enum bf_geo_format format)
 		return "cidr";
 	case BF_GEO_FORMAT_BUILTIN:
 		return "builtin";
+	case BF_GEO_FORMAT_MMDB:
+		return "mmdb";
+	case BF_GEO_FORMAT_GEOIP2_CSV:
+		return "geoip2-csv";
+	case BF_GEO_FORMAT_DBIP_CSV:
+		return "dbip-csv";
+	case BF_GEO_FORMAT_IP2LOCATION_CSV:
+		return "ip2location-csv";
+	case BF_GEO_FORMAT_RANGE_CSV:
+		return "range-csv";
+	case BF_GEO_FORMAT_CIDR_LIST:
+		return "cidr-list";
 	}
 	return "unknown";
 }
@@ -46,6 +67,8 @@ void bf_geo_source_describe(const struct bf_geo_table *table, unsigned int sourc
 		return;
 	}
 	src = &table->sources[source];
-	snprintf(out, size, "%s (%s%s%s)", src->path, bf_geo_format_name(src->format),
-		 src->date[0] ? ", " : "", src->date);
+	/* 16 hex digits of the SHA-256 tell two versions of a file apart in an audit. */
+	snprintf(out, size, "%s (%s%s%s%s%.16s)", src->path, bf_geo_format_name(src->format),
+		 src->date[0] ? ", " : "", src->date, src->sha256[0] ? ", sha256 " : "",
+		 src->sha256);
 }

@@ -7,16 +7,23 @@
 
 /*
  * Loads the geolocation stack that cfg names into an initialised table: the
- * [geo] data files in order, then the override files above them, then the
+ * [geo] data files in order (mmdb records read at the [geo] mmdb_country key
+ * paths), then the [geo] lists, then the override files above them, then the
  * fixed local ranges, flattened. On error err names the file and line.
  */
 int bf_geo_load_stack(struct bf_geo_table *table, const struct bf_config *cfg,
 		      struct bf_error *err);
 
-/* "tor-geoip", "tor-geoip6", "cidr" or "builtin". */
+/*
+ * "tor-geoip", "tor-geoip6", "cidr", "builtin", "mmdb", "geoip2-csv", "dbip-csv",
+ * "ip2location-csv", "range-csv" or "cidr-list".
+ */
 const char *bf_geo_format_name(enum bf_geo_format format);
 
-/* "PATH (FORMAT, DATE)" of a source index, or "none" for an address no source covers. */
+/*
+ * "PATH (FORMAT, DATE, sha256 HASH)" of a source index, HASH being the first
+ * 16 hex digits, or "none" for an address no source covers.
+ */
 void bf_geo_source_describe(const struct bf_geo_table *table, unsigned int source, char *out,
 			    size_t size);
 
