@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +11,7 @@
 
 #include "borderflow.h"
 #include "user/lib/apps.h"
+#include "user/lib/geodiff.h"
 #include "user/lib/stack.h"
 
 /* Loads cfg from path and the geolocation stack it names; prints the error and returns 1 on
@@ -118,15 +121,247 @@ out:
 	return ret;
 }
 
+/* Counts the prefixes of the flattened table per source and family. */
+struct prefix_count {
+	size_t *count;
+};
+
+static int count_prefix4(uint32_t addr, unsigned int prefixlen, void *ctx)
+{
+	(*((struct prefix_count *)ctx)->count)++;
+	return 0;
+}
+
+static int count_prefix6(const uint8_t addr[16], unsigned int prefixlen, void *ctx)
+{
+	(*((struct prefix_count *)ctx)->count)++;
+	return 0;
+}
+
+static void print_info(const struct bf_geo_table *table)
+{
+	size_t p4[BF_GEO_MAX_SOURCES] = { 0 }, p6[BF_GEO_MAX_SOURCES] = { 0 };
+	size_t i, total4 = 0, total6 = 0;
+
+	for (i = 0; i < table->n4; i++) {
+		struct prefix_count ctx = { &p4[table->v4[i].source % BF_GEO_MAX_SOURCES] };
+
+		(void)bf_range4_to_prefixes(table->v4[i].first, table->v4[i].last, count_prefix4,
+					    &ctx);
+	}
+	for (i = 0; i < table->n6; i++) {
+		struct prefix_count ctx = { &p6[table->v6[i].source % BF_GEO_MAX_SOURCES] };
+
+		(void)bf_range6_to_prefixes(table->v6[i].first, table->v6[i].last, count_prefix6,
+					    &ctx);
+	}
+	for (i = 0; i < table->nsources; i++) {
+		const struct bf_geo_source *src = &table->sources[i];
+
+		printf("source %zu: %s\n", i, src->path);
+		printf("  format:   %s%s%s\n", bf_geo_format_name(src->format),
+		       src->detail[0] ? ", " : "", src->detail);
+		printf("  date:     %s\n", src->date[0] ? src->date : "(not stated)");
+		printf("  sha256:   %s\n", src->sha256[0] ? src->sha256 : "(built in)");
+		printf("  read:     IPv4 ranges %zu, IPv6 ranges %zu\n", src->count4, src->count6);
+		printf("  in force: IPv4 prefixes %zu, IPv6 prefixes %zu\n", p4[i], p6[i]);
+		total4 += p4[i];
+		total6 += p6[i];
+	}
+	printf("total in force: IPv4 prefixes %zu, IPv6 prefixes %zu (ranges %zu and %zu)\n",
+	       total4, total6, table->n4, table->n6);
+}
+
+/* Parses the options of geo info and geo diff: only --config. Returns optind or -1. */
+static int parse_config_option(int argc, char **argv, const char **config_path, const char *usage)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	int c;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			*config_path = optarg;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		default:
+			tool_error("%s: invalid option '%s'; see 'borderflow geo %s --help'",
+				   argv[0], argv[optind - 1], argv[0]);
+			return -1;
+		}
+	}
+	return optind;
+}
+
+static int geo_info(int argc, char **argv)
+{
+	const char *config_path = BF_CONFIG_DEFAULT_PATH;
+	struct bf_geo_table table;
+	struct bf_config cfg;
+	int ret, first;
+
+	first = parse_config_option(argc, argv, &config_path,
+				    "Usage: borderflow geo info [--config FILE]\n"
+				    "Prints every geolocation source that FILE loads, with its "
+				    "format, date, SHA-256,\nthe ranges read and the prefixes in "
+				    "force after layering.\n");
+	if (first < 0)
+		return 2;
+	if (first < argc) {
+		tool_error("geo info: unexpected argument '%s'", argv[first]);
+		return 2;
+	}
+	ret = load(config_path, &cfg, &table);
+	if (!ret)
+		print_info(&table);
+	bf_geo_table_free(&table);
+	bf_config_free(&cfg);
+	return ret;
+}
+
+static bool is_config_path(const char *path)
+{
+	size_t len = strlen(path);
+
+	return len > 5 && !strcmp(path + len - 5, ".conf");
+}
+
+/*
+ * Loads one side of a diff: a config file (ending in .conf) with its own
+ * stack and policy, or a geolocation file or folder that replaces the
+ * [geo] data of base, keeping its lists, overrides and policy.
+ */
+static int load_side(const char *path, const char *base, struct bf_config *cfg,
+		     struct bf_geo_table *table)
+{
+	struct bf_error err = {};
+	char *data[1] = { (char *)path };
+
+	if (is_config_path(path))
+		return load(path, cfg, table);
+	bf_geo_table_init(table);
+	if (bf_config_load(cfg, base, &err) || bf_geo_load_stack_data(table, cfg, data, 1, &err)) {
+		tool_error("%s", err.msg);
+		return 1;
+	}
+	return 0;
+}
+
+static void format_count6(unsigned __int128 n, char *out, size_t size)
+{
+	if (n <= UINT64_MAX)
+		snprintf(out, size, "%llu", (unsigned long long)n);
+	else
+		snprintf(out, size, "%.3Le", (long double)n);
+}
+
+static int compare_changes(const void *a, const void *b)
+{
+	const struct bf_geo_change *x = a, *y = b;
+
+	if (x->addresses4 != y->addresses4)
+		return x->addresses4 > y->addresses4 ? -1 : 1;
+	return x->addresses6 > y->addresses6 ? -1 : x->addresses6 < y->addresses6;
+}
+
+static void print_changes(struct bf_geo_change *changes, size_t n)
+{
+	uint64_t approved_lost = 0, approved_gained = 0;
+	char from[3], to[3], six[64];
+	size_t i;
+
+	qsort(changes, n, sizeof(*changes), compare_changes);
+	printf("%-16s %-16s %14s %14s\n", "OLD", "NEW", "IPV4 ADDRESSES", "IPV6 ADDRESSES");
+	for (i = 0; i < n; i++) {
+		const struct bf_geo_change *c = &changes[i];
+		char old_text[32], new_text[32];
+
+		bf_country_format(c->old_country, from);
+		bf_country_format(c->new_country, to);
+		snprintf(old_text, sizeof(old_text), "%s %s", from,
+			 bf_verdict_name(c->old_verdict));
+		snprintf(new_text, sizeof(new_text), "%s %s", to, bf_verdict_name(c->new_verdict));
+		format_count6(c->addresses6, six, sizeof(six));
+		printf("%-16s %-16s %14" PRIu64 " %14s\n", old_text, new_text, c->addresses4, six);
+		if (c->old_verdict == BF_VERDICT_APPROVED && c->new_verdict != BF_VERDICT_APPROVED)
+			approved_lost += c->addresses4;
+		if (c->old_verdict != BF_VERDICT_APPROVED && c->new_verdict == BF_VERDICT_APPROVED)
+			approved_gained += c->addresses4;
+	}
+	printf("\n%zu changes; IPv4 addresses leaving the approved region: %" PRIu64
+	       ", entering it: %" PRIu64 "\n",
+	       n, approved_lost, approved_gained);
+}
+
+static int geo_diff(int argc, char **argv)
+{
+	const char *config_path = BF_CONFIG_DEFAULT_PATH;
+	struct bf_geo_table old_table, new_table;
+	struct bf_config old_cfg, new_cfg;
+	struct bf_geo_change *changes = NULL;
+	size_t n = 0;
+	int ret, first;
+
+	first = parse_config_option(
+		argc, argv, &config_path,
+		"Usage: borderflow geo diff [--config FILE] OLD NEW\n"
+		"Prints the addresses whose country or verdict changes from OLD to NEW, summed "
+		"per\n"
+		"pair of old and new country and verdict. OLD and NEW are configuration files\n"
+		"(ending in .conf), each with its own data and policy, or geolocation files or\n"
+		"folders, each loaded in place of the [geo] data of FILE "
+		"(default " BF_CONFIG_DEFAULT_PATH ")\n"
+		"with its lists, overrides and policy.\n"
+		"Example: borderflow geo diff /usr/share/borderflow/geoip new/geoip\n");
+	if (first < 0)
+		return 2;
+	if (argc - first != 2) {
+		tool_error(
+			"geo diff: give OLD and NEW, e.g. 'borderflow geo diff old.conf new.conf'");
+		return 2;
+	}
+	bf_geo_table_init(&old_table);
+	bf_geo_table_init(&new_table);
+	bf_config_defaults(&old_cfg);
+	bf_config_defaults(&new_cfg);
+	ret = load_side(argv[first], config_path, &old_cfg, &old_table);
+	if (!ret)
+		ret = load_side(argv[first + 1], config_path, &new_cfg, &new_table);
+	if (!ret && bf_geo_diff(&old_table, &old_cfg, &new_table, &new_cfg, &changes, &n)) {
+		tool_error("geo diff: out of memory");
+		ret = 1;
+	}
+	if (!ret)
+		print_changes(changes, n);
+	free(changes);
+	bf_geo_table_free(&old_table);
+	bf_geo_table_free(&new_table);
+	bf_config_free(&old_cfg);
+	bf_config_free(&new_cfg);
+	return ret;
+}
+
 int cmd_geo(int argc, char **argv)
 {
 	if (argc < 2) {
-		tool_error("geo: missing subcommand; 'borderflow geo lookup ADDRESS...'");
+		tool_error("geo: missing subcommand; use lookup, info or diff");
 		return 2;
 	}
 	if (!strcmp(argv[1], "lookup"))
 		return geo_lookup(argc - 1, argv + 1);
-	tool_error("geo: unknown subcommand '%s'; 'borderflow geo lookup ADDRESS...'", argv[1]);
+	if (!strcmp(argv[1], "info"))
+		return geo_info(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "diff"))
+		return geo_diff(argc - 1, argv + 1);
+	tool_error("geo: unknown subcommand '%s'; use lookup, info or diff", argv[1]);
 	return 2;
 }
 
@@ -157,7 +392,8 @@ static int check_paths(const struct bf_config *cfg, size_t *warnings)
 			if (ret == -ENOENT) {
 				fprintf(stderr,
 					"borderflow: warning: config file '%s' [app %s] path '%s' "
-					"does not exist; borderflowd watches it from its next start "
+					"does not exist; borderflowd watches it from its next "
+					"start "
 					"after it is created\n",
 					cfg->path, app->name, app->paths[j]);
 				(*warnings)++;

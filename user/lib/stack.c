@@ -3,7 +3,8 @@
 
 #include "stack.h"
 
-int bf_geo_load_stack(struct bf_geo_table *table, const struct bf_config *cfg, struct bf_error *err)
+int bf_geo_load_stack_data(struct bf_geo_table *table, const struct bf_config *cfg,
+			   char *const *data, size_t ndata, struct bf_error *err)
 {
 	struct bf_geo_options opts = { .nmmdb_country = cfg->ngeo_mmdb_country };
 	size_t i;
@@ -11,8 +12,8 @@ int bf_geo_load_stack(struct bf_geo_table *table, const struct bf_config *cfg, s
 
 	for (i = 0; i < cfg->ngeo_mmdb_country; i++)
 		opts.mmdb_country[i] = cfg->geo_mmdb_country[i];
-	for (i = 0; i < cfg->ngeo_data; i++) {
-		ret = bf_geo_load_file_opts(table, cfg->geo_data[i], &opts, err);
+	for (i = 0; i < ndata; i++) {
+		ret = bf_geo_load_file_opts(table, data[i], &opts, err);
 		if (ret)
 			return ret;
 	}
@@ -28,6 +29,11 @@ int bf_geo_load_stack(struct bf_geo_table *table, const struct bf_config *cfg, s
 			return ret;
 	}
 	return bf_geo_flatten(table, err);
+}
+
+int bf_geo_load_stack(struct bf_geo_table *table, const struct bf_config *cfg, struct bf_error *err)
+{
+	return bf_geo_load_stack_data(table, cfg, cfg->geo_data, cfg->ngeo_data, err);
 }
 
 const char *bf_geo_format_name(enum bf_geo_format format)

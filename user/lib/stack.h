@@ -14,6 +14,10 @@
 int bf_geo_load_stack(struct bf_geo_table *table, const struct bf_config *cfg,
 		      struct bf_error *err);
 
+/* Same as bf_geo_load_stack() with data in place of the [geo] data files of cfg. */
+int bf_geo_load_stack_data(struct bf_geo_table *table, const struct bf_config *cfg,
+			   char *const *data, size_t ndata, struct bf_error *err);
+
 /*
  * "tor-geoip", "tor-geoip6", "cidr", "builtin", "mmdb", "geoip2-csv", "dbip-csv",
  * "ip2location-csv", "range-csv" or "cidr-list".
