@@ -37,6 +37,8 @@ static void usage(FILE *out)
 		"                      the geolocation sources with dates, hashes and counts\n"
 		"  geo diff [--config FILE] OLD NEW\n"
 		"                      addresses whose country or verdict an update changes\n"
+		"  geo compile [--config FILE] OUTPUT\n"
+		"                      one file of the whole stack that loads without parsing\n"
 		"  check-config FILE   validate a configuration, the geolocation files and the\n"
 		"                      application paths it names\n"
 		"  --version           show the version\n"

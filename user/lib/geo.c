@@ -584,6 +584,11 @@ static int load_file(struct bf_geo_table *t, const char *path, enum geo_text_mod
 		(void)close(fd);
 		return geo_geoip2_load_folder(t, path, err);
 	}
+	if (mode == GEO_TEXT_ANY && S_ISREG(st.st_mode) && geo_compiled_detect(fd)) {
+		ret = geo_compiled_load(t, path, fd, err);
+		(void)close(fd);
+		return ret;
+	}
 	if (mode == GEO_TEXT_ANY && S_ISREG(st.st_mode) &&
 	    (geo_mmdb_detect(fd, st.st_size) || has_mmdb_suffix(path))) {
 		(void)close(fd);

@@ -187,4 +187,11 @@ bool bf_country_is_pseudo(uint16_t country);
  */
 int bf_geo_count_prefixes(const struct bf_geo_table *t, size_t *n4, size_t *n6);
 
+/*
+ * Writes a flattened table as a compiled file at path (through a temporary
+ * file and a rename), which bf_geo_load_file() reads without parsing and
+ * with every source's provenance. The fixed local ranges are left out.
+ */
+int bf_geo_compile(const struct bf_geo_table *t, const char *path, struct bf_error *err);
+
 #endif

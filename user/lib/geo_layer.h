@@ -281,6 +281,12 @@ int geo_geoip2_load_folder(struct bf_geo_table *t, const char *path, struct bf_e
 /* True when the file open as fd, of size bytes, ends with MaxMind DB metadata. */
 bool geo_mmdb_detect(int fd, uint64_t size);
 
+/* True when fd starts with the magic of a compiled file (geo_compiled.c). */
+bool geo_compiled_detect(int fd);
+
+/* Loads a compiled file as one layer per source it names; the table is unchanged on error. */
+int geo_compiled_load(struct bf_geo_table *t, const char *path, int fd, struct bf_error *err);
+
 /* Loads a MaxMind DB file as one layer. */
 int geo_mmdb_load(struct bf_geo_table *t, const char *path, const struct bf_geo_options *opts,
 		  struct bf_error *err);
