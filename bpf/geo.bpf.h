@@ -9,8 +9,9 @@
 #define AF_INET6 10
 
 /*
- * Looks a peer up in the trie of its family. An address that no prefix
- * covers has no country and the verdict unknown.
+ * Looks a peer up in the trie in force for its family. An address that no
+ * prefix covers has no country and the verdict unknown, and so does every
+ * address before the daemon put the first trie in place.
  */
 static __always_inline struct bf_geo_value bf_geo_lookup(__u8 family, const __u32 addr[4])
 {
@@ -19,18 +20,24 @@ static __always_inline struct bf_geo_value bf_geo_lookup(__u8 family, const __u3
 		.verdict = BF_VERDICT_UNKNOWN,
 		.source = BF_GEO_SOURCE_NONE,
 	};
-	struct bf_geo_value *found;
+	struct bf_geo_value *found = NULL;
+	__u32 slot = 0;
+	void *trie;
 
 	if (family == 4) {
 		struct bf_geo4_key key = { .prefixlen = 32 };
 
+		trie = bpf_map_lookup_elem(&geo4, &slot);
 		__builtin_memcpy(key.addr, addr, 4);
-		found = bpf_map_lookup_elem(&geo4, &key);
+		if (trie)
+			found = bpf_map_lookup_elem(trie, &key);
 	} else {
 		struct bf_geo6_key key = { .prefixlen = 128 };
 
+		trie = bpf_map_lookup_elem(&geo6, &slot);
 		__builtin_memcpy(key.addr, addr, 16);
-		found = bpf_map_lookup_elem(&geo6, &key);
+		if (trie)
+			found = bpf_map_lookup_elem(trie, &key);
 	}
 	return found ? *found : none;
 }

@@ -20,22 +20,40 @@
 #define BF_MAP extern
 #endif
 
-/* Country and verdict per IPv4 prefix. The daemon sets max_entries to the data it loads. */
-BF_MAP struct {
+/* Country and verdict per IPv4 prefix; the daemon creates each trie the size of its data. */
+struct bf_geo4_trie {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 1);
-	__type(key, struct bf_geo4_key);
-	__type(value, struct bf_geo_value);
-} geo4 SEC(".maps");
+	/* Sizes, not types: objects that only declare geo4 extern would see the key type
+	 * as a forward declaration, which the BPF linker cannot size. */
+	__uint(key_size, sizeof(struct bf_geo4_key));
+	__uint(value_size, sizeof(struct bf_geo_value));
+};
 
 /* Country and verdict per IPv6 prefix. */
-BF_MAP struct {
+struct bf_geo6_trie {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 1);
-	__type(key, struct bf_geo6_key);
-	__type(value, struct bf_geo_value);
+	__uint(key_size, sizeof(struct bf_geo6_key));
+	__uint(value_size, sizeof(struct bf_geo_value));
+};
+
+/* Slot 0 holds the IPv4 trie in force; empty until the daemon fills it. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct bf_geo4_trie);
+} geo4 SEC(".maps");
+
+/* Slot 0 holds the IPv6 trie in force. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct bf_geo6_trie);
 } geo6 SEC(".maps");
 
 /* Watched executables by inode, to application id. */

@@ -199,6 +199,7 @@ static __always_inline bool send_alert(const struct bf_flow_key *key,
 	akey.peer_port = key->peer_port;
 	akey.family = key->family;
 	akey.proto = key->proto;
+	akey.country = flow->country;
 	last = bpf_map_lookup_elem(&alerted, &akey);
 	if (last && now - *last < alert_repeat_ns)
 		return true;
@@ -244,6 +245,7 @@ static __always_inline void init_flow(struct bf_flow_value *flow, const struct b
 	flow->country = geo.country;
 	flow->verdict = geo.verdict;
 	flow->source = geo.source;
+	flow->generation = geo.generation;
 	__builtin_memcpy(flow->local, pkt->local, 16);
 	flow->local_port = pkt->local_port;
 	if (owner) {
@@ -301,6 +303,7 @@ static __always_inline bool count_flow(const struct bf_flow_key *key, struct bf_
 	geo->country = flow->country;
 	geo->verdict = flow->verdict;
 	geo->source = flow->source;
+	geo->generation = flow->generation;
 	if (egress) {
 		__sync_fetch_and_add(&flow->transmit_bytes, bytes);
 		__sync_fetch_and_add(&flow->transmit_packets, packets);

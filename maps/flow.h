@@ -63,9 +63,10 @@ struct bf_flow_value {
 	__u8 verdict;
 	__u8 source;
 	__u8 flags; /* BF_FLOW_* */
-	__u8 pad[3];
-	__u64 start_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the first packet */
-	__u64 end_ns;	/* CLOCK_MONOTONIC of sock_release, 0 while open */
+	__u8 pad;
+	__u16 generation; /* of the geolocation data that tagged the flow */
+	__u64 start_ns;	  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the first packet */
+	__u64 end_ns;	  /* CLOCK_MONOTONIC of sock_release, 0 while open */
 	__u64 cgroup_id;
 	__u32 tgid;
 	__u32 uid;
@@ -78,13 +79,18 @@ struct bf_flow_value {
 
 #define BF_FLOW_ALERTED 1u /* a first out-of-region byte event was sent */
 
-/* Key of alerted: an application's destination. */
+/*
+ * Key of alerted: an application's destination and its country, so that a
+ * destination that a reload places in another country alerts again.
+ */
 struct bf_alert_key {
 	__u8 peer[16];
 	__u32 app;
 	__u16 peer_port;
 	__u8 family;
 	__u8 proto;
+	__u16 country;
+	__u16 pad;
 };
 
 /* Key of totals: the aggregate that metrics and status report. */

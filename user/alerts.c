@@ -24,12 +24,15 @@
 /* Bounds the repeat-suppression tree; past it the tree is cleared and repeats may alert again. */
 #define MAX_RECENT 65536
 
+/* A destination and its country: a destination placed in another country alerts again. */
 struct recent_key {
 	uint8_t peer[16];
 	uint32_t app;
 	uint16_t port;
 	uint8_t family;
 	uint8_t proto;
+	uint16_t country;
+	uint16_t pad;
 	uint64_t alerted_s;
 };
 
@@ -102,14 +105,14 @@ void bf_alerts_reopen(struct bf_alerts *alerts)
 }
 
 int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
-		   const struct bf_geo_table *table, const struct bf_registry *registry,
+		   const struct bf_geo_generation *history, const struct bf_registry *registry,
 		   int procs_fd, struct bf_error *err)
 {
 	memset(alerts, 0, sizeof(*alerts));
 	alerts->registry = registry;
 	alerts->procs_fd = procs_fd;
 	alerts->cfg = cfg;
-	alerts->table = table;
+	alerts->history = history;
 	alerts->fd = -1;
 	if (!cfg->alerts_file[0])
 		return 0;
@@ -153,6 +156,7 @@ static bool recently_alerted(struct bf_alerts *alerts, const struct bf_event *ev
 	key->port = event->key.peer_port;
 	key->family = event->key.family;
 	key->proto = event->key.proto;
+	key->country = event->flow.country;
 	key->alerted_s = now_s;
 
 	if (alerts->nrecent >= MAX_RECENT) {
@@ -354,7 +358,8 @@ int bf_alerts_handle(struct bf_alerts *alerts, const struct bf_event *event, uin
 	bf_escape_text(flow->comm, sizeof(flow->comm), t.comm, sizeof(t.comm));
 	find_executable(alerts, flow->tgid, exe, sizeof(exe));
 	bf_escape_text(exe, sizeof(exe), t.exe, sizeof(t.exe));
-	bf_geo_source_describe(alerts->table, flow->source, t.source, sizeof(t.source));
+	bf_geo_history_describe(alerts->history, flow->generation, flow->source, t.source,
+				sizeof(t.source));
 	snprintf(t.uid, sizeof(t.uid), "%u", flow->uid);
 	t.app = bf_registry_name(alerts->registry, flow->app);
 	t.rule = unknown ? BF_RULE_UNKNOWN : BF_RULE_FOREIGN;

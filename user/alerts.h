@@ -13,6 +13,7 @@
 #include "lib/error.h"
 #include "lib/geo.h"
 #include "registry.h"
+#include "reload.h"
 
 #include "../maps/event.h"
 
@@ -29,7 +30,7 @@ struct bf_alert_count {
 
 struct bf_alerts {
 	const struct bf_config *cfg;
-	const struct bf_geo_table *table;
+	const struct bf_geo_generation *history; /* to name the source of any generation */
 	const struct bf_registry *registry;
 	int fd;	      /* alerts file, -1 when disabled */
 	int procs_fd; /* procs map, for the executable of a process that has exited */
@@ -42,7 +43,7 @@ struct bf_alerts {
 };
 
 int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
-		   const struct bf_geo_table *table, const struct bf_registry *registry,
+		   const struct bf_geo_generation *history, const struct bf_registry *registry,
 		   int procs_fd, struct bf_error *err);
 
 /*

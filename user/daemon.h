@@ -13,6 +13,13 @@
 
 struct ring_buffer;
 
+#include "reload.h"
+
+/* Tags of the event loop's epoll sources. */
+enum { BF_SOURCE_EVENTS = 1, BF_SOURCE_SIGNAL, BF_SOURCE_TIMER, BF_SOURCE_INOTIFY };
+
+#define BF_MAX_FOLDER_WATCHES 16
+
 struct bf_daemon {
 	struct bf_config cfg;
 	struct bf_geo_table table;
@@ -26,6 +33,12 @@ struct bf_daemon {
 	 * alerts (its counts) and the flow counters below.
 	 */
 	pthread_mutex_t lock;
+	uint16_t generation;		   /* of the geolocation data in force, from 1 */
+	struct bf_geo_generation *history; /* BF_GEO_GENERATIONS slots */
+	int inotify_fd;
+	int folder_wds[BF_MAX_FOLDER_WATCHES]; /* watches of data folders: any change counts */
+	size_t nfolder_wds;
+	uint64_t reload_at_ns; /* CLOCK_MONOTONIC of a reload due after changes, 0 for none */
 	uint64_t flows_started, flows_ended, flows_expired;
 };
 

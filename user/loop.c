@@ -37,8 +37,6 @@
 #define TCP_IDLE_NS	(6ull * 3600 * 1000000000)
 #define EXPIRE_BATCH	4096
 
-enum { SOURCE_EVENTS = 1, SOURCE_SIGNAL, SOURCE_TIMER };
-
 static uint64_t monotonic_ns(void)
 {
 	struct timespec ts;
@@ -179,7 +177,7 @@ static char *answer_request(const char *request, void *ctx)
 		return text;
 	}
 	pthread_mutex_lock(&d->lock);
-	status = bf_status_build(&d->mon, &d->cfg, &d->table, &d->alerts);
+	status = bf_status_build(&d->mon, &d->cfg, &d->table, d->generation, &d->alerts);
 	if (status) {
 		json_object_object_add(status, "flows_started",
 				       json_object_new_uint64(d->flows_started));
@@ -240,11 +238,15 @@ static int setup_loop(struct bf_daemon *d)
 			       d);
 	if (ret)
 		return ret;
-	ret = add_source(d->epoll_fd, ring_buffer__epoll_fd(d->events), SOURCE_EVENTS);
+	ret = add_source(d->epoll_fd, ring_buffer__epoll_fd(d->events), BF_SOURCE_EVENTS);
 	if (!ret)
-		ret = add_source(d->epoll_fd, d->signal_fd, SOURCE_SIGNAL);
+		ret = add_source(d->epoll_fd, d->signal_fd, BF_SOURCE_SIGNAL);
 	if (!ret)
-		ret = add_source(d->epoll_fd, d->timer_fd, SOURCE_TIMER);
+		ret = add_source(d->epoll_fd, d->timer_fd, BF_SOURCE_TIMER);
+	if (!ret && bf_reload_watch(d) < 0)
+		log_warn("failed to watch the geolocation files for changes: %s; SIGHUP still "
+			 "reloads, ignoring",
+			 strerror(errno));
 	if (!ret)
 		ret = bf_control_start(&d->control, answer_request, d);
 	return ret;
@@ -258,10 +260,13 @@ static bool handle_signal(struct bf_daemon *d)
 	while (read(d->signal_fd, &info, sizeof(info)) == sizeof(info)) {
 		if (info.ssi_signo == SIGHUP || info.ssi_signo == SIGUSR1) {
 			/* The log rotation convention: reopen the file under its name. */
+			pthread_mutex_lock(&d->lock);
 			bf_alerts_reopen(&d->alerts);
-			log_notice("signal %s received: alerts file reopened; the configuration "
-				   "is read at start only",
+			pthread_mutex_unlock(&d->lock);
+			log_notice("signal %s received: alerts file reopened",
 				   strsignal(info.ssi_signo));
+			if (info.ssi_signo == SIGHUP)
+				bf_reload(d, "SIGHUP");
 			continue;
 		}
 		if (info.ssi_signo == SIGUSR2) {
@@ -296,18 +301,25 @@ int bf_daemon_run(struct bf_daemon *d)
 		}
 		for (i = 0; i < n; i++) {
 			switch (evs[i].data.u64) {
-			case SOURCE_EVENTS:
+			case BF_SOURCE_EVENTS:
 				ret = ring_buffer__consume(d->events);
 				if (ret < 0)
 					log_err("failed to read events: %s", strerror(-ret));
 				break;
-			case SOURCE_SIGNAL:
+			case BF_SOURCE_INOTIFY:
+				bf_reload_note_changes(d, monotonic_ns());
+				break;
+			case BF_SOURCE_SIGNAL:
 				if (handle_signal(d))
 					return 0;
 				break;
-			case SOURCE_TIMER:
+			case BF_SOURCE_TIMER:
 				/* Flow events do not wake the daemon, so read them here too. */
 				(void)ring_buffer__consume(d->events);
+				if (d->reload_at_ns && monotonic_ns() >= d->reload_at_ns) {
+					d->reload_at_ns = 0;
+					bf_reload(d, "files changed on disk");
+				}
 				if (read(d->timer_fd, &expirations, sizeof(expirations)) > 0 &&
 				    ++ticks % EXPIRE_EVERY_S == 0) {
 					bf_daemon_expire_flows(d, monotonic_ns());

@@ -162,18 +162,19 @@ static int start(struct bf_daemon *d, const struct options *opts, struct bf_erro
 	int ret;
 
 	clock_gettime(CLOCK_MONOTONIC, &step);
-	ret = bf_monitor_load(&d->mon, &d->table, &d->cfg, err);
+	ret = bf_monitor_load(&d->mon, &d->cfg, err);
 	if (ret)
 		return ret;
 	log_info("BPF programs loaded in %.3f s", elapsed_s(&step));
-	ret = bf_monitor_fill_geo(&d->mon, &d->table, &d->cfg, err);
+	ret = bf_monitor_fill_geo(&d->mon, &d->table, &d->cfg, d->generation, err);
 	if (ret)
 		return ret;
+	bf_geo_history_add(d->history, d->generation, &d->table);
 	log_info("geolocation tries filled in %.3f s", elapsed_s(&step));
 	if (!ret)
 		ret = bf_monitor_fill_apps(&d->mon, &d->cfg, err);
 	if (!ret)
-		ret = bf_alerts_open(&d->alerts, &d->cfg, &d->table, &d->mon.registry,
+		ret = bf_alerts_open(&d->alerts, &d->cfg, d->history, &d->mon.registry,
 				     bpf_map__fd(d->mon.skel->maps.procs), err);
 	if (!ret)
 		ret = bf_control_open(&d->control, d->cfg.control_socket, err);
@@ -252,6 +253,13 @@ int main(int argc, char **argv)
 	d.control.fd = -1;
 	d.control.stop_fd = -1;
 	pthread_mutex_init(&d.lock, NULL);
+	d.generation = 1;
+	d.inotify_fd = -1;
+	d.history = calloc(BF_GEO_GENERATIONS, sizeof(*d.history));
+	if (!d.history) {
+		fprintf(stderr, "borderflowd: out of memory\n");
+		return 1;
+	}
 	d.alerts.fd = -1;
 	if (parse_options(argc, argv, &opts))
 		return 2;
@@ -308,6 +316,9 @@ out:
 		close(d.signal_fd);
 	if (d.timer_fd >= 0)
 		close(d.timer_fd);
+	if (d.inotify_fd >= 0)
+		close(d.inotify_fd);
+	free(d.history);
 	if (!ret)
 		log_notice("stopped; programs detached");
 	return ret ? 1 : 0;

@@ -90,31 +90,17 @@ static int prepare_pins(struct bf_monitor *mon, const char *pin_dir, struct bf_e
 	return 0;
 }
 
-int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table,
-		    const struct bf_config *cfg, struct bf_error *err)
+int bf_monitor_load(struct bf_monitor *mon, const struct bf_config *cfg, struct bf_error *err)
 {
-	size_t n4 = 0, n6 = 0;
 	int ret;
 
 	memset(mon, 0, sizeof(*mon));
 	mon->cgroup_fd = -1;
 	mon->pin_fd = -1;
 
-	ret = bf_geo_count_prefixes(table, &n4, &n6);
-	if (ret)
-		return bf_error_set(err, ret, "failed to count geolocation prefixes: %s",
-				    strerror(-ret));
-
 	mon->skel = borderflow_bpf__open();
 	if (!mon->skel)
 		return bf_error_set(err, -errno, "failed to open BPF object: %s", strerror(errno));
-
-	ret = bpf_map__set_max_entries(mon->skel->maps.geo4, n4 + GEO_HEADROOM);
-	if (!ret)
-		ret = bpf_map__set_max_entries(mon->skel->maps.geo6, n6 + GEO_HEADROOM);
-	if (ret)
-		return bf_error_set(err, ret, "failed to size geolocation tries: %s",
-				    strerror(-ret));
 
 	mon->skel->rodata->alert_repeat_ns = cfg->alerts_repeat_s * 1000000000ull;
 	if (cfg->pin_dir[0]) {
@@ -262,9 +248,10 @@ static int add_prefix6(const uint8_t addr[16], unsigned int prefixlen, void *ctx
 }
 
 struct fill_job {
-	struct bf_monitor *mon;
+	int trie_fd; /* the new trie, not in place yet */
 	const struct bf_geo_table *table;
 	const struct bf_config *cfg;
+	uint16_t generation;
 	struct prefix_writer writer;
 	int ret;
 };
@@ -275,8 +262,8 @@ static void *fill_geo4(void *arg)
 	const struct bf_geo_table *table = job->table;
 	size_t i;
 
-	job->ret = writer_init(&job->writer, bpf_map__fd(job->mon->skel->maps.geo4),
-			       sizeof(struct bf_geo4_key));
+	job->ret = writer_init(&job->writer, job->trie_fd, sizeof(struct bf_geo4_key));
+	job->writer.current.generation = job->generation;
 	for (i = 0; i < table->n4 && !job->ret; i++) {
 		const struct bf_range4 *r = &table->v4[i];
 
@@ -297,8 +284,8 @@ static void *fill_geo6(void *arg)
 	const struct bf_geo_table *table = job->table;
 	size_t i;
 
-	job->ret = writer_init(&job->writer, bpf_map__fd(job->mon->skel->maps.geo6),
-			       sizeof(struct bf_geo6_key));
+	job->ret = writer_init(&job->writer, job->trie_fd, sizeof(struct bf_geo6_key));
+	job->writer.current.generation = job->generation;
 	for (i = 0; i < table->n6 && !job->ret; i++) {
 		const struct bf_range6 *r = &table->v6[i];
 
@@ -313,19 +300,57 @@ static void *fill_geo6(void *arg)
 	return NULL;
 }
 
+static int create_trie(const char *name, size_t key_size, size_t prefixes)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+	int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, name, key_size, sizeof(struct bf_geo_value),
+				prefixes + GEO_HEADROOM, &opts);
+
+	return fd < 0 ? -errno : fd;
+}
+
 /*
- * The two tries are separate maps, each with its own lock in the kernel,
- * so IPv6 fills on a second thread while IPv4 fills on this one. Inserting
- * into an LPM trie costs about a microsecond per prefix, which makes this
- * the longest step of the start with the full default data.
+ * Puts a filled trie in slot 0 of its array of maps. The update replaces
+ * the old trie in one step: a lookup runs on the old or on the new one,
+ * and the kernel frees the old one when the last lookup on it is done.
+ */
+static int put_in_place(struct bpf_map *outer, int trie_fd)
+{
+	__u32 slot = 0;
+
+	return bpf_map_update_elem(bpf_map__fd(outer), &slot, &trie_fd, BPF_ANY);
+}
+
+/*
+ * The new tries fill aside, while the ones in force keep answering, and go
+ * in place only when both are complete. They are separate maps, each with
+ * its own lock in the kernel, so IPv6 fills on a second thread while IPv4
+ * fills on this one. Inserting into an LPM trie costs about a microsecond
+ * per prefix, which makes this the longest step of a start or a reload.
  */
 int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table,
-			const struct bf_config *cfg, struct bf_error *err)
+			const struct bf_config *cfg, uint16_t generation, struct bf_error *err)
 {
-	struct fill_job job4 = { .mon = mon, .table = table, .cfg = cfg };
+	struct fill_job job4 = { .table = table, .cfg = cfg, .generation = generation };
 	struct fill_job job6 = job4;
+	size_t n4 = 0, n6 = 0;
 	pthread_t thread;
 	bool threaded;
+	int ret;
+
+	ret = bf_geo_count_prefixes(table, &n4, &n6);
+	if (ret)
+		return bf_error_set(err, ret, "failed to count geolocation prefixes: %s",
+				    strerror(-ret));
+	job4.trie_fd = create_trie("geo4_trie", sizeof(struct bf_geo4_key), n4);
+	job6.trie_fd = create_trie("geo6_trie", sizeof(struct bf_geo6_key), n6);
+	if (job4.trie_fd < 0 || job6.trie_fd < 0) {
+		ret = job4.trie_fd < 0 ? job4.trie_fd : job6.trie_fd;
+		bf_error_set(err, ret,
+			     "failed to create geolocation tries for %zu and %zu prefixes: %s", n4,
+			     n6, strerror(-ret));
+		goto out;
+	}
 
 	threaded = !pthread_create(&thread, NULL, fill_geo6, &job6);
 	(void)fill_geo4(&job4);
@@ -334,17 +359,29 @@ int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table
 	else
 		(void)fill_geo6(&job6);
 
-	if (job4.ret)
-		return bf_error_set(err, job4.ret,
-				    "failed to write IPv4 prefixes to the kernel: %s",
-				    strerror(-job4.ret));
-	if (job6.ret)
-		return bf_error_set(err, job6.ret,
-				    "failed to write IPv6 prefixes to the kernel: %s",
-				    strerror(-job6.ret));
+	ret = job4.ret ? job4.ret : job6.ret;
+	if (ret) {
+		bf_error_set(err, ret, "failed to write %s prefixes to the kernel: %s",
+			     job4.ret ? "IPv4" : "IPv6", strerror(-ret));
+		goto out;
+	}
+	ret = put_in_place(mon->skel->maps.geo4, job4.trie_fd);
+	if (!ret)
+		ret = put_in_place(mon->skel->maps.geo6, job6.trie_fd);
+	if (ret) {
+		bf_error_set(err, ret, "failed to put the geolocation tries in place: %s",
+			     strerror(-ret));
+		goto out;
+	}
 	mon->prefixes4 = job4.writer.written;
 	mon->prefixes6 = job6.writer.written;
-	return 0;
+out:
+	/* The arrays of maps hold their own references to tries in place. */
+	if (job4.trie_fd >= 0)
+		close(job4.trie_fd);
+	if (job6.trie_fd >= 0)
+		close(job6.trie_fd);
+	return ret;
 }
 
 static int add_inode(int map_fd, const struct stat *st, __u32 app, const char *path,

@@ -34,18 +34,21 @@ struct bf_monitor {
 };
 
 /*
- * Opens the skeleton, sizes the tries for table, sets the load-time
- * settings from cfg and loads the programs into the kernel. With [daemon]
+ * Opens the skeleton, sets the load-time settings from cfg and loads the
+ * programs into the kernel. With [daemon]
  * pin, the counters (totals, stats) and the application ids (app_names)
  * are pinned there, and a later start reuses them, so a restart does not
  * reset them.
  */
-int bf_monitor_load(struct bf_monitor *mon, const struct bf_geo_table *table,
-		    const struct bf_config *cfg, struct bf_error *err);
+int bf_monitor_load(struct bf_monitor *mon, const struct bf_config *cfg, struct bf_error *err);
 
-/* Writes every prefix of table, with its verdict under cfg, into the tries. */
+/*
+ * Writes every prefix of table, with its verdict under cfg and the number
+ * of the generation, into new tries, and puts them in place of the ones in
+ * force. On error the tries in force are unchanged.
+ */
 int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table,
-			const struct bf_config *cfg, struct bf_error *err);
+			const struct bf_config *cfg, uint16_t generation, struct bf_error *err);
 
 /* Writes the executables, folders and process names of the watched applications. */
 int bf_monitor_fill_apps(struct bf_monitor *mon, const struct bf_config *cfg, struct bf_error *err);

@@ -223,7 +223,8 @@ static json_object *build_apps(const struct bf_config *cfg, const struct bf_regi
 	return apps;
 }
 
-static json_object *build_geo(struct bf_monitor *mon, const struct bf_geo_table *table)
+static json_object *build_geo(struct bf_monitor *mon, const struct bf_geo_table *table,
+			      uint16_t generation)
 {
 	json_object *geo = json_object_new_object(), *sources = json_object_new_array();
 	char text[4200];
@@ -250,6 +251,7 @@ static json_object *build_geo(struct bf_monitor *mon, const struct bf_geo_table 
 	json_object_object_add(
 		geo, "date", json_object_new_string(table->nsources ? table->sources[0].date : ""));
 	add_u64(geo, "prefixes_ipv4", mon->prefixes4);
+	add_u64(geo, "generation", generation);
 	add_u64(geo, "prefixes_ipv6", mon->prefixes6);
 	return geo;
 }
@@ -279,7 +281,8 @@ static json_object *build_alert_counts(const struct bf_registry *registry,
 }
 
 json_object *bf_status_build(struct bf_monitor *mon, const struct bf_config *cfg,
-			     const struct bf_geo_table *table, const struct bf_alerts *alerts)
+			     const struct bf_geo_table *table, uint16_t generation,
+			     const struct bf_alerts *alerts)
 {
 	static const struct {
 		const char *name;
@@ -314,7 +317,7 @@ json_object *bf_status_build(struct bf_monitor *mon, const struct bf_config *cfg
 		add_u64(root, stats[i].name, value);
 	}
 	json_object_object_add(root, "alerts", build_alert_counts(&mon->registry, alerts));
-	json_object_object_add(root, "geo", build_geo(mon, table));
+	json_object_object_add(root, "geo", build_geo(mon, table, generation));
 	json_object_object_add(root, "cgroup", json_object_new_string(mon->cgroup_path));
 	free(rows.items);
 	return root;

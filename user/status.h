@@ -14,6 +14,7 @@
  * "geo": {...}, ...}. Returns NULL on failure with errno set.
  */
 json_object *bf_status_build(struct bf_monitor *mon, const struct bf_config *cfg,
-			     const struct bf_geo_table *table, const struct bf_alerts *alerts);
+			     const struct bf_geo_table *table, uint16_t generation,
+			     const struct bf_alerts *alerts);
 
 #endif

@@ -48,6 +48,26 @@ static bool in_ci(void)
 	return ci && !strcmp(ci, "true");
 }
 
+/* The tries of the test, in slot 0 of the geo4 and geo6 arrays of maps once created. */
+static int trie4_fd = -1, trie6_fd = -1;
+
+static int create_tries(struct borderflow_bpf *skel)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+	__u32 slot = 0;
+
+	trie4_fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "test_geo4", sizeof(struct bf_geo4_key),
+				  sizeof(struct bf_geo_value), 64, &opts);
+	trie6_fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "test_geo6", sizeof(struct bf_geo6_key),
+				  sizeof(struct bf_geo_value), 64, &opts);
+	if (trie4_fd < 0 || trie6_fd < 0)
+		return -1;
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.geo4), &slot, &trie4_fd, BPF_ANY) ||
+	    bpf_map_update_elem(bpf_map__fd(skel->maps.geo6), &slot, &trie6_fd, BPF_ANY))
+		return -1;
+	return 0;
+}
+
 static void add_geo4(struct borderflow_bpf *skel, const char *net, unsigned int len, const char *cc,
 		     uint8_t verdict)
 {
@@ -55,8 +75,7 @@ static void add_geo4(struct borderflow_bpf *skel, const char *net, unsigned int 
 	struct bf_geo_value value = { .country = BF_CC(cc[0], cc[1]), .verdict = verdict };
 
 	assert_int_equal(inet_pton(AF_INET, net, key.addr), 1);
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(skel->maps.geo4), &key, &value, BPF_ANY),
-			 0);
+	assert_int_equal(bpf_map_update_elem(trie4_fd, &key, &value, BPF_ANY), 0);
 }
 
 static void add_geo6(struct borderflow_bpf *skel, const char *net, unsigned int len, const char *cc,
@@ -66,8 +85,7 @@ static void add_geo6(struct borderflow_bpf *skel, const char *net, unsigned int 
 	struct bf_geo_value value = { .country = BF_CC(cc[0], cc[1]), .verdict = verdict };
 
 	assert_int_equal(inet_pton(AF_INET6, net, key.addr), 1);
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(skel->maps.geo6), &key, &value, BPF_ANY),
-			 0);
+	assert_int_equal(bpf_map_update_elem(trie6_fd, &key, &value, BPF_ANY), 0);
 }
 
 static int setup(void **state)
@@ -83,8 +101,7 @@ static int setup(void **state)
 		return 0;
 	}
 	f->skel = borderflow_bpf__open();
-	if (!f->skel || bpf_map__set_max_entries(f->skel->maps.geo4, 64) ||
-	    bpf_map__set_max_entries(f->skel->maps.geo6, 64) || borderflow_bpf__load(f->skel)) {
+	if (!f->skel || borderflow_bpf__load(f->skel) || create_tries(f->skel)) {
 		borderflow_bpf__destroy(f->skel);
 		free(f);
 		*state = NULL;
@@ -106,6 +123,10 @@ static int teardown(void **state)
 		borderflow_bpf__destroy(f->skel);
 		free(f);
 	}
+	if (trie4_fd >= 0)
+		close(trie4_fd);
+	if (trie6_fd >= 0)
+		close(trie6_fd);
 	return 0;
 }
 

@@ -63,18 +63,20 @@ const char *bf_geo_format_name(enum bf_geo_format format)
 	return "unknown";
 }
 
-void bf_geo_source_describe(const struct bf_geo_table *table, unsigned int source, char *out,
-			    size_t size)
+void bf_geo_source_format(const struct bf_geo_source *src, char *out, size_t size)
 {
-	const struct bf_geo_source *src;
-
-	if (source >= table->nsources) {
-		snprintf(out, size, "none");
-		return;
-	}
-	src = &table->sources[source];
 	/* 16 hex digits of the SHA-256 tell two versions of a file apart in an audit. */
 	snprintf(out, size, "%s (%s%s%s%s%.16s)", src->path, bf_geo_format_name(src->format),
 		 src->date[0] ? ", " : "", src->date, src->sha256[0] ? ", sha256 " : "",
 		 src->sha256);
+}
+
+void bf_geo_source_describe(const struct bf_geo_table *table, unsigned int source, char *out,
+			    size_t size)
+{
+	if (source >= table->nsources) {
+		snprintf(out, size, "none");
+		return;
+	}
+	bf_geo_source_format(&table->sources[source], out, size);
 }

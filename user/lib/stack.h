@@ -31,4 +31,7 @@ const char *bf_geo_format_name(enum bf_geo_format format);
 void bf_geo_source_describe(const struct bf_geo_table *table, unsigned int source, char *out,
 			    size_t size);
 
+/* "PATH (FORMAT, DATE, sha256 HASH)" of one source. */
+void bf_geo_source_format(const struct bf_geo_source *src, char *out, size_t size);
+
 #endif
