@@ -8,6 +8,11 @@
 #      the same with empty programs on the same hooks, the floor of any program there
 #   3. daemon start time with the default geolocation data (target < 1.5 s) and resident
 #      memory after start (target < 64 MiB)
+#   4. geolocation, without the daemon: loading the default data into LPM tries as the daemon
+#      does (target < 1 s), then lookups per second of the same addresses in the kernel tries
+#      through BPF_PROG_TEST_RUN, in the userspace table and in libmaxminddb on an mmdb written
+#      from the same table (target: kernel and userspace at least as fast as libmaxminddb),
+#      and the number of addresses for which their countries differ
 #
 # Traffic flows only between the two network namespaces of the lab in tests/lab/lib.sh, joined
 # by a veth pair with documentation addresses and without a default route: the client sends
@@ -20,7 +25,8 @@
 #
 # Usage, as root from the repository: make bench, or OUTPUT=build tests/bench/run.sh
 # Environment: BENCH_IPERF_SECONDS (default 10), BENCH_CRR_SECONDS (5), BENCH_REPETITIONS (3),
-# BENCH_START_RUNS (5).
+# BENCH_START_RUNS (5), BENCH_GEO_ADDRESSES (1000000), BENCH_GEO_ROUNDS (5),
+# BENCH_GEO_LOAD_RUNS (3).
 
 set -u -o pipefail
 
@@ -41,6 +47,9 @@ IPERF_SECONDS=${BENCH_IPERF_SECONDS:-10}
 CRR_SECONDS=${BENCH_CRR_SECONDS:-5}
 REPETITIONS=${BENCH_REPETITIONS:-3}
 START_RUNS=${BENCH_START_RUNS:-5}
+GEO_ADDRESSES=${BENCH_GEO_ADDRESSES:-1000000}
+GEO_ROUNDS=${BENCH_GEO_ROUNDS:-5}
+GEO_LOAD_RUNS=${BENCH_GEO_LOAD_RUNS:-3}
 
 SERVER_ADDR=$LAB_CN4
 IPERF_PORT=5201
@@ -50,6 +59,8 @@ STOP_TIMEOUT_S=10
 # Backstop for the servers in case this script is killed before its trap runs.
 SERVER_TIMEOUT_S=900
 DEFAULT_GEO_DATA=(/usr/share/borderflow/geoip /usr/share/borderflow/geoip6)
+# Bound of each step of section 4, whose steps take a few seconds each.
+GEO_TIMEOUT_S=300
 
 BPFFS=/sys/fs/bpf
 PIN_DIR=$BPFFS/borderflow-bench-$$
@@ -578,6 +589,95 @@ bench_start() {
 	report_start "$starts" "$rss" "$hwm" "$error"
 }
 
+# Builds tests/bench/geo_lookup.c, its BPF object and skeleton into $BENCH_BIN, against the library
+# and the headers of this tree. It builds on every run, because the library, bpf/ and maps/ change
+# under it, and the BPF object and the program must agree on the layout of maps/geo.h.
+build_geo_lookup() {
+	local arch
+	local -a libs=(libbpf json-c inih libmaxminddb libcrypto)
+
+	if [ ! -s "$OUTPUT/libborderflow.a" ] || [ ! -s "$OUTPUT/vmlinux.h" ]; then
+		log "$OUTPUT/libborderflow.a or $OUTPUT/vmlinux.h not found" \
+			"(build them with 'make')"
+		return 1
+	fi
+	arch=$(uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' \
+		-e 's/riscv64/riscv/' -e 's/s390x/s390/' -e 's/loongarch64/loongarch/')
+	clang -g -O2 -target bpf -D__TARGET_ARCH_"$arch" -mcpu=v3 -Wall -Werror -I"$OUTPUT" -I. \
+		-c tests/bench/geo_lookup.bpf.c -o "$BENCH_BIN/geo_lookup.bpf.o" || return 1
+	bpftool gen skeleton "$BENCH_BIN/geo_lookup.bpf.o" name geo_lookup_bpf \
+		>"$BENCH_BIN/geo_lookup.skel.h" || return 1
+	# shellcheck disable=SC2046 # pkg-config prints several flags, split on purpose
+	cc -O2 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -I"$OUTPUT" -I. -I"$BENCH_BIN" \
+		$(pkg-config --cflags "${libs[@]}") -o "$BENCH_BIN/geo_lookup" \
+		tests/bench/geo_lookup.c "$OUTPUT/libborderflow.a" \
+		$(pkg-config --libs "${libs[@]}") -lelf -lz -lpthread
+}
+
+# Writes the mmdb of section 4 from the flattened default data into $LAB_TMP, and prints the
+# seconds that tests/bench/geo_mmdb_write.pl took.
+write_geo_mmdb() {
+	local mmdb=$1 ranges=$LAB_TMP/geo-ranges.csv t0
+	shift
+
+	timeout "$GEO_TIMEOUT_S" "$BENCH_BIN/geo_lookup" ranges "$@" >"$ranges" || {
+		log "'geo_lookup ranges' failed"
+		return 1
+	}
+	t0=$EPOCHREALTIME
+	timeout "$GEO_TIMEOUT_S" perl tests/bench/geo_mmdb_write.pl "$mmdb" <"$ranges" || {
+		log "tests/bench/geo_mmdb_write.pl failed on '$ranges'"
+		return 1
+	}
+	awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f\n", b - a }'
+}
+
+# Geolocation loading and lookups, with the contenders side by side in one run. geo_lookup
+# prints the tables and the bench-json line, and exits 3 when the contenders' countries differ.
+bench_geo() {
+	local error="" f write_s rc=0 mmdb=$LAB_TMP/geo-bench.mmdb
+	local -a data=()
+
+	echo
+	echo "== 4. Geolocation: loading ${DEFAULT_GEO_DATA[*]} into LPM tries, runs:" \
+		"$GEO_LOAD_RUNS; then $GEO_ADDRESSES lookups in the kernel tries, the userspace" \
+		"table and libmaxminddb, rounds: $GEO_ROUNDS"
+	for f in "${DEFAULT_GEO_DATA[@]}"; do
+		if [ -z "$error" ] && [ ! -s "$f" ]; then
+			error="geolocation data '$f' not found"
+			error+=" (install it with 'sh tools/setup.sh test')"
+		fi
+		data+=(--data "$f")
+	done
+	if [ -z "$error" ] && ! perl -MMaxMind::DB::Writer::Tree -e 1 2>/dev/null; then
+		error="perl module MaxMind::DB::Writer::Tree not found (install the package"
+		error+=" libmaxmind-db-writer-perl with 'sh tools/setup.sh test')"
+	fi
+	if [ -z "$error" ] && ! build_geo_lookup; then
+		error="failed to build tests/bench/geo_lookup.c"
+	fi
+	if [ -z "$error" ] && ! write_s=$(write_geo_mmdb "$mmdb" "${data[@]}"); then
+		error="failed to write the mmdb from the default data"
+	fi
+	if [ -z "$error" ]; then
+		timeout "$GEO_TIMEOUT_S" "$BENCH_BIN/geo_lookup" run "${data[@]}" --mmdb "$mmdb" \
+			--addresses "$GEO_ADDRESSES" --rounds "$GEO_ROUNDS" \
+			--load-runs "$GEO_LOAD_RUNS" --mmdb-write-seconds "$write_s" || rc=$?
+		case $rc in
+		0) ;;
+		3) fail_part "geo_lookup: measured, but the contenders returned different" \
+			"countries for some addresses (see the table)" ;;
+		*) error="'geo_lookup run' failed with status $rc (see the messages above)" ;;
+		esac
+	fi
+	if [ -n "$error" ]; then
+		echo "  not measured: $error"
+		echo "bench-json: $(jq -nc --arg error "$error" \
+			'{name: "geo_lookup", error: $error}')"
+		fail_part "geo_lookup: $error"
+	fi
+}
+
 print_header() {
 	echo "borderflow benchmarks, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 	echo "  commit:  $(git rev-parse --short HEAD 2>/dev/null || echo none)"
@@ -607,6 +707,9 @@ main() {
 	check_count BENCH_CRR_SECONDS "$CRR_SECONDS" 60
 	check_count BENCH_REPETITIONS "$REPETITIONS" 10
 	check_count BENCH_START_RUNS "$START_RUNS" 20
+	check_count BENCH_GEO_ADDRESSES "$GEO_ADDRESSES" 10000000
+	check_count BENCH_GEO_ROUNDS "$GEO_ROUNDS" 20
+	check_count BENCH_GEO_LOAD_RUNS "$GEO_LOAD_RUNS" 10
 	if [ "$(id -u)" -ne 0 ]; then
 		log "must run as root: it creates network namespaces and cgroups"
 		exit 2
@@ -631,6 +734,7 @@ main() {
 	bench_crr
 	bench_crr_empty
 	bench_start
+	bench_geo
 
 	echo
 	if [ "${#FAILURES[@]}" -eq 0 ]; then
