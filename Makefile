@@ -27,7 +27,7 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-LIBS_PC := libbpf json-c inih libmaxminddb libcrypto
+LIBS_PC := libbpf json-c inih libmaxminddb libcrypto libmicrohttpd
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wformat=2 -Wshadow -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
@@ -59,12 +59,33 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 LAB_SRCS := $(wildcard tests/lab/*.c)
 LAB_BINS := $(patsubst tests/lab/%.c,$(OUTPUT)/tests/lab/%,$(LAB_SRCS))
 
-.PHONY: all tests test bench install uninstall clean
+# libFuzzer targets of the geolocation parsers, run by tests/lab/fuzz.t.sh. They need clang's
+# libFuzzer runtime (Debian package libclang-rt-dev); "make tests" builds them when it is
+# installed, and "make fuzz" builds them or fails.
+FUZZ_CC ?= clang
+FUZZ_RUNTIME := $(wildcard $(shell $(FUZZ_CC) -print-file-name=libclang_rt.fuzzer-$(shell \
+	uname -m).a 2>/dev/null))
+FUZZ_SANITIZE := address,undefined
+FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all -std=gnu11 \
+	-D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -I. \
+	$(shell $(PKG_CONFIG) --cflags libmaxminddb libcrypto)
+FUZZ_LDLIBS := $(shell $(PKG_CONFIG) --libs libmaxminddb libcrypto)
+# The geolocation part of the library, in an archive so that a target links only what it calls.
+FUZZ_LIB_SRCS := $(wildcard user/lib/geo*.c) user/lib/error.c
+FUZZ_LIB_OBJS := $(patsubst %.c,$(OUTPUT)/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
+FUZZ_LIB := $(OUTPUT)/fuzz/libgeo-fuzz.a
+FUZZ_HARNESS := $(OUTPUT)/fuzz/obj/tests/fuzz/harness.o
+FUZZ_SRCS := $(wildcard tests/fuzz/geo_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
+
+.PHONY: all tests test bench fuzz install uninstall clean
 .DELETE_ON_ERROR:
 
 all: $(OUTPUT)/borderflowd $(OUTPUT)/borderflow
 
-tests: all $(UNIT_BINS) $(LAB_BINS)
+tests: all $(UNIT_BINS) $(LAB_BINS) $(if $(FUZZ_RUNTIME),$(FUZZ_BINS))
+
+fuzz: $(FUZZ_BINS)
 
 test: tests
 	$(Q)OUTPUT=$(OUTPUT) tests/run.sh
@@ -134,6 +155,25 @@ $(OUTPUT)/tests/lab/%: tests/lab/%.c
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $<
+
+# The library is compiled again with coverage instrumentation and the sanitizers.
+$(OUTPUT)/fuzz/obj/%.o: %.c $(LIB_H) $(MAPS_H) tests/fuzz/harness.h
+	@mkdir -p $(@D)
+	$(call msg,FUZZCC,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SANITIZE) -c $< -o $@
+
+.SECONDARY: $(FUZZ_HARNESS)
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(OUTPUT)/fuzz/%: tests/fuzz/%.c $(FUZZ_HARNESS) $(FUZZ_LIB) tests/fuzz/harness.h $(LIB_H) \
+		$(MAPS_H)
+	@mkdir -p $(@D)
+	$(call msg,FUZZLD,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SANITIZE) -o $@ $< \
+		$(FUZZ_HARNESS) $(FUZZ_LIB) $(FUZZ_LDLIBS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin

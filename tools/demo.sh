@@ -46,6 +46,7 @@ demo_cleanup()
 }
 
 lab_setup
+METRICS_PORT=$(lab_free_port) || lab_bail "no free TCP port on 127.0.0.1 for metrics"
 lab_on_cleanup demo_cleanup
 
 APP_DIR=$LAB_TMP/opt/apps/demo
@@ -61,7 +62,8 @@ printf '%s\n' "[policy]" "approved = MO HK" \
 	"[geo]" "data = $DATA_DIR/geoip $DATA_DIR/geoip6" "override = $LAB_TMP/lab-override.csv" \
 	"[app demo]" "path = $APP_DIR/" \
 	"[alerts]" "file = $ALERTS" \
-	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" >"$CONF"
+	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" \
+	"[metrics]" "listen = 127.0.0.1:$METRICS_PORT" >"$CONF"
 
 echo "demo: starting a second borderflowd for the demo client, on cgroup $LAB_CGROUP"
 "$DAEMON" --config "$CONF" --cgroup "$LAB_CGROUP" 2>"$LAB_TMP/daemon.log" &

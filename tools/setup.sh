@@ -14,10 +14,17 @@
 
 set -eu
 
-# Debian packages needed to build, test and benchmark borderflow.
+# Debian packages needed to build and run borderflow, and to build the test lab's programs
+# that the run command's demo uses.
 PACKAGES="build-essential pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
-libpcap-dev libinih-dev libjson-c-dev libmicrohttpd-dev libcmocka-dev iproute2 iperf3 jq \
-procps util-linux libmaxminddb-dev libssl-dev mmdb-bin libmaxmind-db-writer-perl"
+libpcap-dev libinih-dev libjson-c-dev libmicrohttpd-dev libcmocka-dev libmaxminddb-dev libssl-dev \
+iproute2 procps util-linux"
+
+# Debian packages only the tests and benchmarks need. prometheus and prometheus-node-exporter
+# bring services that would listen on every interface: they are installed with service starts
+# blocked, because the tests run their binaries on loopback themselves.
+TEST_PACKAGES="iperf3 jq curl mmdb-bin libmaxmind-db-writer-perl libclang-rt-dev prometheus \
+prometheus-node-exporter"
 
 GEO_PACKAGE=tor-geoipdb
 DATA_DIR=/usr/share/borderflow
@@ -68,6 +75,27 @@ install_packages() {
 	# shellcheck disable=SC2086
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $PACKAGES ||
 		die "'apt-get install' failed for: $PACKAGES"
+}
+
+# Installs TEST_PACKAGES with service starts blocked through /usr/sbin/policy-rc.d, the
+# interface Debian's maintainer scripts ask before starting a service.
+install_test_packages() {
+	begin_step "install the Debian packages of the tests"
+	blocker=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		blocker=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\n# Written by borderflow tools/setup.sh while it installs test tools.\nexit 101\n' \
+			>"$blocker"
+		chmod 0755 "$blocker"
+	fi
+	status=0
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $TEST_PACKAGES ||
+		status=$?
+	if [ -n "$blocker" ]; then
+		rm -f "$blocker"
+	fi
+	[ "$status" -eq 0 ] || die "'apt-get install' failed for: $TEST_PACKAGES"
 }
 
 # Prints the tor-geoipdb version recorded in the attribution file, or nothing.
@@ -355,6 +383,7 @@ main() {
 	trap 'exit 143' TERM
 
 	install_packages
+	[ "$1" = test ] && install_test_packages
 	install_geo_data
 	build
 	case $1 in

@@ -23,6 +23,7 @@
 #include "daemon.h"
 #include "lib/stack.h"
 #include "log.h"
+#include "metrics.h"
 
 #ifndef BF_VERSION
 #define BF_VERSION "0.1"
@@ -33,6 +34,7 @@ struct options {
 	const char *cgroup;
 	const char *socket;
 	const char *pid_file;
+	const char *textfile_dir;
 	int verbosity;
 	bool syslog;
 };
@@ -50,6 +52,10 @@ static void usage(FILE *out)
 		"  -s, --socket PATH   control socket, overriding [daemon] socket\n"
 		"  -p, --pid-file PATH write the process id to PATH once running, remove it at "
 		"exit\n"
+		"  -t, --textfile-dir DIR\n"
+		"                      write the metrics to DIR/" BF_METRICS_TEXTFILE_NAME
+		" every %d s and at\n"
+		"                      exit, for node_exporter's textfile collector\n"
 		"  -v, --verbose       log more; twice for debug output and the verifier log\n"
 		"      --syslog        log to syslog instead of stderr\n"
 		"  -h, --help          show this help\n"
@@ -57,7 +63,9 @@ static void usage(FILE *out)
 		"\n"
 		"Examples:\n"
 		"  borderflowd --config /etc/borderflow/borderflow.conf\n"
-		"  borderflowd -c test.conf --cgroup /sys/fs/cgroup/unified/lab -v\n");
+		"  borderflowd -c test.conf --cgroup /sys/fs/cgroup/unified/lab -v\n"
+		"  borderflowd --textfile-dir /var/lib/prometheus/node-exporter\n",
+		BF_METRICS_TEXTFILE_INTERVAL_S);
 }
 
 static int parse_options(int argc, char **argv, struct options *opts)
@@ -66,6 +74,7 @@ static int parse_options(int argc, char **argv, struct options *opts)
 						  { "cgroup", required_argument, NULL, 'g' },
 						  { "socket", required_argument, NULL, 's' },
 						  { "pid-file", required_argument, NULL, 'p' },
+						  { "textfile-dir", required_argument, NULL, 't' },
 						  { "verbose", no_argument, NULL, 'v' },
 						  { "syslog", no_argument, NULL, 'S' },
 						  { "help", no_argument, NULL, 'h' },
@@ -74,7 +83,7 @@ static int parse_options(int argc, char **argv, struct options *opts)
 	int c;
 
 	opts->config = BF_CONFIG_DEFAULT_PATH;
-	while ((c = getopt_long(argc, argv, "c:g:s:p:vhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:g:s:p:t:vhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			opts->config = optarg;
@@ -87,6 +96,13 @@ static int parse_options(int argc, char **argv, struct options *opts)
 			break;
 		case 'p':
 			opts->pid_file = optarg;
+			break;
+		case 't':
+			if (!optarg[0]) {
+				fprintf(stderr, "borderflowd: --textfile-dir must not be empty\n");
+				return -EINVAL;
+			}
+			opts->textfile_dir = optarg;
 			break;
 		case 'v':
 			opts->verbosity++;
@@ -244,6 +260,7 @@ static void remove_pid_file(const char *path)
 int main(int argc, char **argv)
 {
 	struct bf_daemon d = { .epoll_fd = -1, .signal_fd = -1, .timer_fd = -1 };
+	struct bf_metrics metrics = {};
 	struct bf_error err = {};
 	struct options opts = {};
 	struct timespec t0, t1;
@@ -279,16 +296,18 @@ int main(int argc, char **argv)
 	log_info("configuration and geolocation data read in %.3f s",
 		 (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	ret = start(&d, &opts, &err);
+	if (!ret)
+		ret = bf_metrics_start(&metrics, &d, BF_VERSION, opts.textfile_dir, &err);
 	if (ret) {
 		log_err("%s", err.msg);
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_notice("started in %.3f s: watched applications %zu (missing paths %zu), prefixes "
-		   "IPv4 %zu and IPv6 %zu, cgroup '%s', control socket '%s'",
+		   "IPv4 %zu and IPv6 %zu, cgroup '%s', control socket '%s', metrics on %s",
 		   (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, d.cfg.napps,
 		   d.mon.missing_paths, d.mon.prefixes4, d.mon.prefixes6, d.mon.cgroup_path,
-		   d.cfg.control_socket);
+		   d.cfg.control_socket, d.cfg.metrics_listen);
 
 	if (opts.pid_file) {
 		ret = write_pid_file(opts.pid_file);
@@ -302,6 +321,8 @@ int main(int argc, char **argv)
 	if (opts.pid_file)
 		remove_pid_file(opts.pid_file);
 out:
+	/* Before the maps go: the last textfile write still reads them. */
+	bf_metrics_stop(&metrics);
 	if (d.events)
 		ring_buffer__free(d.events);
 	bf_control_close(&d.control);

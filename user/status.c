@@ -8,6 +8,7 @@
 
 #include "borderflow.skel.h"
 #include "lib/stack.h"
+#include "metrics.h"
 #include "status.h"
 
 struct counters {
@@ -63,64 +64,30 @@ static void add_counters(struct counters *c, const struct bf_total_value *v)
 	c->flows += v->flows;
 }
 
+static int add_total_row(const struct bf_total_key *key, const struct bf_total_value *sum,
+			 void *ctx)
+{
+	struct row *r = find_row(ctx, key->app, key->country, key->verdict);
+
+	if (!r)
+		return -ENOMEM;
+	add_counters(&r->all, sum);
+	if (key->proto == BF_PROTO_TCP)
+		add_counters(&r->tcp, sum);
+	else if (key->proto == BF_PROTO_UDP)
+		add_counters(&r->udp, sum);
+	return 0;
+}
+
 /* Sums the per-CPU totals into rows. The map is only read: totals are monotonic. */
 static int read_totals(struct bf_monitor *mon, struct rows *rows)
 {
-	int fd = bpf_map__fd(mon->skel->maps.totals);
-	int ncpus = libbpf_num_possible_cpus();
-	struct bf_total_key key, next, *prev = NULL;
-	struct bf_total_value *values;
-	int ret = 0, cpu;
-
-	if (ncpus <= 0)
-		return -EINVAL;
-	values = calloc(ncpus, sizeof(*values));
-	if (!values)
-		return -ENOMEM;
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		struct bf_total_value sum = {};
-		struct row *r;
-
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, values))
-			continue;
-		for (cpu = 0; cpu < ncpus; cpu++) {
-			sum.transmit_bytes += values[cpu].transmit_bytes;
-			sum.receive_bytes += values[cpu].receive_bytes;
-			sum.transmit_packets += values[cpu].transmit_packets;
-			sum.receive_packets += values[cpu].receive_packets;
-			sum.flows += values[cpu].flows;
-		}
-		r = find_row(rows, key.app, key.country, key.verdict);
-		if (!r) {
-			ret = -ENOMEM;
-			break;
-		}
-		add_counters(&r->all, &sum);
-		if (key.proto == BF_PROTO_TCP)
-			add_counters(&r->tcp, &sum);
-		else if (key.proto == BF_PROTO_UDP)
-			add_counters(&r->udp, &sum);
-	}
-	free(values);
-	return ret;
+	return bf_totals_foreach(bpf_map__fd(mon->skel->maps.totals), add_total_row, rows);
 }
 
 static int read_stat(struct bf_monitor *mon, __u32 index, uint64_t *sum)
 {
-	int ncpus = libbpf_num_possible_cpus(), cpu;
-	__u64 *values = calloc(ncpus > 0 ? ncpus : 1, sizeof(*values));
-	int ret;
-
-	*sum = 0;
-	if (!values)
-		return -ENOMEM;
-	ret = bpf_map_lookup_elem(bpf_map__fd(mon->skel->maps.stats), &index, values);
-	for (cpu = 0; !ret && cpu < ncpus; cpu++)
-		*sum += values[cpu];
-	free(values);
-	return ret;
+	return bf_stat_read(bpf_map__fd(mon->skel->maps.stats), index, sum);
 }
 
 static void add_u64(json_object *obj, const char *name, uint64_t value)

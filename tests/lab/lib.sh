@@ -614,14 +614,16 @@ lab_write_geo()
 	EOF
 }
 
-# lab_free_port: prints a TCP port on the host that nothing listens on.
+# lab_free_port: prints a TCP port on the host that no socket uses in any state. The ports
+# come from below the ephemeral range (32768 and up on Linux by default), so no client
+# connection takes one between this check and the bind.
 lab_free_port()
 {
 	local port tries=100 used
 
-	used=$(ss -Hlnt | awk '{ n = split($4, a, ":"); print a[n] }')
+	used=$(ss -Htan | awk '{ n = split($4, a, ":"); print a[n] }' | sort -u)
 	while ((tries-- > 0)); do
-		port=$((20000 + RANDOM % 30000))
+		port=$((20000 + RANDOM % 12000))
 		grep -qx "$port" <<<"$used" || {
 			echo "$port"
 			return 0

@@ -39,6 +39,7 @@ overflow_cleanup()
 }
 
 lab_setup
+METRICS_PORT=$(lab_free_port) || lab_bail "no free TCP port on 127.0.0.1 for metrics"
 lab_on_cleanup overflow_cleanup
 
 APP_DIR=$LAB_TMP/opt/apps/com.alibabainc.dingtalk
@@ -52,7 +53,8 @@ cp "$LAB_BIN/fakeclient" "$WATCHED" || lab_bail "failed to copy fakeclient to '$
 lab_write_geo "$LAB_TMP/geo.csv"
 printf '%s\n' "[policy]" "approved = MO HK" "[geo]" "data = $LAB_TMP/geo.csv" \
 	"[app dingtalk]" "path = $APP_DIR/" "[alerts]" "file = $LAB_TMP/alerts.jsonl" \
-	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" >"$CONF"
+	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" \
+	"[metrics]" "listen = 127.0.0.1:$METRICS_PORT" >"$CONF"
 
 lab_assert_route "$LAB_CN4"
 lab_sink_start "$PORT"

@@ -37,6 +37,7 @@ reload_cleanup()
 }
 
 lab_setup
+METRICS_PORT=$(lab_free_port) || lab_bail "no free TCP port on 127.0.0.1 for metrics"
 lab_on_cleanup reload_cleanup
 
 APP_DIR=$LAB_TMP/opt/apps/com.alibabainc.dingtalk
@@ -52,7 +53,8 @@ cp "$LAB_BIN/fakeclient" "$WATCHED" || lab_bail "failed to copy fakeclient to '$
 lab_write_geo "$GEO"
 printf '%s\n' "[policy]" "approved = MO HK" "[geo]" "data = $GEO" \
 	"[app dingtalk]" "path = $APP_DIR/" "[alerts]" "file = $ALERTS" "repeat = 10m" \
-	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" >"$CONF"
+	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" \
+	"[metrics]" "listen = 127.0.0.1:$METRICS_PORT" >"$CONF"
 
 lab_assert_route "$LAB_CN4"
 lab_sink_start "$PORT"

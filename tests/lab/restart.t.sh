@@ -39,6 +39,7 @@ restart_cleanup()
 }
 
 lab_setup
+METRICS_PORT=$(lab_free_port) || lab_bail "no free TCP port on 127.0.0.1 for metrics"
 lab_on_cleanup restart_cleanup
 
 APP_DIR=$LAB_TMP/opt/apps/com.alibabainc.dingtalk
@@ -53,7 +54,8 @@ cp "$LAB_BIN/fakeclient" "$WATCHED" || lab_bail "failed to copy fakeclient to '$
 lab_write_geo "$LAB_TMP/geo.csv"
 printf '%s\n' "[policy]" "approved = MO HK" "[geo]" "data = $LAB_TMP/geo.csv" \
 	"[app dingtalk]" "path = $APP_DIR/" "[alerts]" "file = $ALERTS" \
-	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" >"$CONF"
+	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" \
+	"[metrics]" "listen = 127.0.0.1:$METRICS_PORT" >"$CONF"
 
 lab_assert_route "$LAB_CN4"
 lab_assert_route "$LAB_US4"
@@ -158,7 +160,8 @@ mkdir -p "$LAB_TMP/opt/apps/newer" || lab_bail "failed to create a second app fo
 printf '%s\n' "[policy]" "approved = MO HK" "[geo]" "data = $LAB_TMP/geo.csv" \
 	"[app newer]" "path = $LAB_TMP/opt/apps/newer/" \
 	"[app dingtalk]" "path = $APP_DIR/" "[alerts]" "file = $ALERTS" \
-	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" >"$CONF"
+	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" \
+	"[metrics]" "listen = 127.0.0.1:$METRICS_PORT" >"$CONF"
 
 "$DAEMON" --config "$CONF" --cgroup "$LAB_CGROUP" >>"$LAB_TMP/daemon.out" \
 	2>>"$LAB_TMP/daemon.log" &

@@ -780,7 +780,9 @@ static int read_locations(struct geoip2_locations *locations, struct line_reader
 /* Sorts the locations and rejects a geoname_id listed twice with different countries. */
 static int check_locations(struct geoip2_locations *locations, struct bf_error *err)
 {
-	qsort(locations->v, locations->n, sizeof(*locations->v), location_cmp);
+	/* A Locations file with only its header leaves v NULL, which qsort() must not get. */
+	if (locations->n > 1)
+		qsort(locations->v, locations->n, sizeof(*locations->v), location_cmp);
 	for (size_t i = 1; i < locations->n; i++) {
 		const struct geoip2_location *a = &locations->v[i - 1], *b = &locations->v[i];
 		char country_a[3], country_b[3];
