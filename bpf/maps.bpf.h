@@ -147,6 +147,14 @@ BF_MAP struct {
 	__type(value, __u64);
 } alerted SEC(".maps");
 
+/* Alerts raised, per application, country and rule; only the daemon writes it. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct bf_alert_count_key);
+	__type(value, __u64);
+} alert_counts SEC(".maps");
+
 /* Application names by id; only the daemon reads and writes it. */
 BF_MAP struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

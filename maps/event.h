@@ -24,6 +24,18 @@
  */
 #define BF_EVENTS_WAKEUP_BYTES (BF_EVENTS_BYTES / 4)
 
+/*
+ * Key of alert_counts: alerts raised per application, country and rule
+ * (0 foreign destination, 1 unknown destination). The daemon counts there,
+ * in a pinned map, so the counts survive its restarts like totals.
+ */
+struct bf_alert_count_key {
+	__u32 app;
+	__u16 country;
+	__u8 rule;
+	__u8 pad;
+};
+
 enum bf_event_type {
 	BF_EVENT_FLOW_START = 1,
 	BF_EVENT_FLOW_END = 2,

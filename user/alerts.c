@@ -47,6 +47,8 @@ void bf_format_addr(uint8_t family, const uint8_t addr[16], char *out, size_t si
 		snprintf(out, size, "?");
 }
 
+static void load_counts(struct bf_alerts *alerts);
+
 /*
  * Opens the alerts file for appending. It must be a regular file: a FIFO
  * would block the daemon, and a device is surely a mistake. Its folder is
@@ -106,9 +108,11 @@ void bf_alerts_reopen(struct bf_alerts *alerts)
 
 int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
 		   const struct bf_geo_generation *history, const struct bf_registry *registry,
-		   int procs_fd, struct bf_error *err)
+		   int procs_fd, int counts_fd, struct bf_error *err)
 {
 	memset(alerts, 0, sizeof(*alerts));
+	alerts->counts_fd = counts_fd;
+	load_counts(alerts);
 	alerts->registry = registry;
 	alerts->procs_fd = procs_fd;
 	alerts->cfg = cfg;
@@ -119,29 +123,65 @@ int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
 	return open_alerts_file(alerts, err);
 }
 
-static void count_alert(struct bf_alerts *alerts, uint32_t app, uint16_t country, uint8_t rule)
+/* Finds or adds the in-memory count of an application, country and rule. */
+static struct bf_alert_count *find_count(struct bf_alerts *alerts, uint32_t app, uint16_t country,
+					 uint8_t rule)
 {
 	struct bf_alert_count *c;
 	size_t i;
 
 	for (i = 0; i < alerts->ncounts; i++) {
 		c = &alerts->counts[i];
-		if (c->app == app && c->country == country && c->rule == rule) {
-			c->count++;
-			return;
-		}
+		if (c->app == app && c->country == country && c->rule == rule)
+			return c;
 	}
 	if (alerts->ncounts == alerts->capcounts) {
 		size_t cap = alerts->capcounts ? alerts->capcounts * 2 : 64;
 
 		c = realloc(alerts->counts, cap * sizeof(*c));
 		if (!c)
-			return;
+			return NULL;
 		alerts->counts = c;
 		alerts->capcounts = cap;
 	}
-	alerts->counts[alerts->ncounts++] =
-		(struct bf_alert_count){ .app = app, .country = country, .rule = rule, .count = 1 };
+	c = &alerts->counts[alerts->ncounts++];
+	*c = (struct bf_alert_count){ .app = app, .country = country, .rule = rule };
+	return c;
+}
+
+/* Counts an alert in memory and in the pinned alert_counts map. */
+static void count_alert(struct bf_alerts *alerts, uint32_t app, uint16_t country, uint8_t rule)
+{
+	struct bf_alert_count_key key = { .app = app, .country = country, .rule = rule };
+	struct bf_alert_count *c = find_count(alerts, app, country, rule);
+
+	if (!c)
+		return;
+	c->count++;
+	if (alerts->counts_fd >= 0 &&
+	    bpf_map_update_elem(alerts->counts_fd, &key, &c->count, BPF_ANY) &&
+	    !alerts->count_errors++)
+		log_err("failed to record an alert count in the alert_counts map: %s; the count "
+			"restarts from this value at the next start",
+			strerror(errno));
+}
+
+/* Reads the counts that earlier runs left in the pinned map. */
+static void load_counts(struct bf_alerts *alerts)
+{
+	struct bf_alert_count_key key, next, *prev = NULL;
+	struct bf_alert_count *c;
+	__u64 value;
+
+	while (alerts->counts_fd >= 0 && !bpf_map_get_next_key(alerts->counts_fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(alerts->counts_fd, &key, &value))
+			continue;
+		c = find_count(alerts, key.app, key.country, key.rule);
+		if (c)
+			c->count = value;
+	}
 }
 
 /* True when the destination alerted within the repeat interval; else records it now. */

@@ -39,12 +39,14 @@ struct bf_alerts {
 	struct bf_alert_count *counts;
 	size_t ncounts, capcounts;
 	uint64_t write_errors;
+	int counts_fd; /* the alert_counts map, -1 for none */
+	uint64_t count_errors;
 	uint64_t log_second, log_lines, log_suppressed; /* rate limit of alert log lines */
 };
 
 int bf_alerts_open(struct bf_alerts *alerts, const struct bf_config *cfg,
 		   const struct bf_geo_generation *history, const struct bf_registry *registry,
-		   int procs_fd, struct bf_error *err);
+		   int procs_fd, int counts_fd, struct bf_error *err);
 
 /*
  * Raises an alert for an out-of-region event unless the same application

@@ -191,7 +191,8 @@ static int start(struct bf_daemon *d, const struct options *opts, struct bf_erro
 		ret = bf_monitor_fill_apps(&d->mon, &d->cfg, err);
 	if (!ret)
 		ret = bf_alerts_open(&d->alerts, &d->cfg, d->history, &d->mon.registry,
-				     bpf_map__fd(d->mon.skel->maps.procs), err);
+				     bpf_map__fd(d->mon.skel->maps.procs),
+				     bpf_map__fd(d->mon.skel->maps.alert_counts), err);
 	if (!ret)
 		ret = bf_control_open(&d->control, d->cfg.control_socket, err);
 	if (ret)

@@ -531,8 +531,8 @@ static void put_alerts(FILE *out, struct alert_row *rows, size_t n)
 
 	qsort(rows, n, sizeof(*rows), compare_alert_rows);
 	put_family(out, name, "counter",
-		   "Alerts raised per application, destination country and rule since the daemon "
-		   "started: this counter starts from 0 at each start.");
+		   "Alerts raised per application, destination country and rule, kept in the "
+		   "pinned alert_counts map across restarts of the daemon.");
 	while (i < n) {
 		const struct alert_row *first = &rows[i];
 		uint64_t sum = 0;
@@ -635,7 +635,8 @@ static void put_programs(FILE *out, struct bpf_object *obj)
 	struct bpf_program *prog;
 	size_t n = 0, i;
 
-	bpf_object__for_each_program(prog, obj) {
+	bpf_object__for_each_program(prog, obj)
+	{
 		struct bpf_prog_info info = {};
 		__u32 len = sizeof(info);
 		int fd = bpf_program__fd(prog);

@@ -54,7 +54,7 @@ static int mount_bpffs(const char *pin_dir, struct bf_error *err)
 static int prepare_pins(struct bf_monitor *mon, const char *pin_dir, struct bf_error *err)
 {
 	struct bpf_map *maps[] = { mon->skel->maps.totals, mon->skel->maps.stats,
-				   mon->skel->maps.app_names };
+				   mon->skel->maps.app_names, mon->skel->maps.alert_counts };
 	struct statfs st;
 	char path[4200];
 	size_t i;

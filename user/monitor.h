@@ -36,7 +36,8 @@ struct bf_monitor {
 /*
  * Opens the skeleton, sets the load-time settings from cfg and loads the
  * programs into the kernel. With [daemon]
- * pin, the counters (totals, stats) and the application ids (app_names)
+ * pin, the counters (totals, stats, alert_counts) and the application ids
+ * (app_names)
  * are pinned there, and a later start reuses them, so a restart does not
  * reset them.
  */

@@ -85,7 +85,7 @@ const char *fuzz_path(const char *name)
 /*
  * Overwrites the file and then cuts it to size, without O_TRUNC: on ext4 a file
  * truncated to 0 and written again is flushed to disk at close (auto_da_alloc),
- * which made a target five times slower.
+ * which made a target about five times slower.
  */
 void fuzz_write_file(const char *path, const uint8_t *data, size_t size)
 {
@@ -202,23 +202,21 @@ static void check_new_sources(const struct bf_geo_table *t, unsigned int flags)
 	for (size_t i = base.nsources; i < t->nsources; i++) {
 		const struct bf_geo_source *s = &t->sources[i];
 
-		/*
-		 * NOTE: the loader of compiled files stores the format number of the
-		 * file as it is, 0 or 2097159 too, so the format is checked only for
-		 * the files that a loader describes itself.
-		 */
-		if (flags & FUZZ_FOREIGN_SOURCES)
-			continue;
-		FUZZ_CHECK(s->format >= BF_GEO_FORMAT_TOR4 && s->format <= BF_GEO_FORMAT_CIDR_LIST &&
+		/* A compiled file names the formats of its sources; the loader rejects unknown
+		 * ones. */
+		FUZZ_CHECK(s->format >= BF_GEO_FORMAT_TOR4 &&
+				   s->format <= BF_GEO_FORMAT_CIDR_LIST &&
 				   s->format != BF_GEO_FORMAT_BUILTIN,
 			   "source %zu has the format %d", i, s->format);
+		if (flags & FUZZ_FOREIGN_SOURCES)
+			continue;
 		FUZZ_CHECK(!strncmp(s->path, temp_dir, strlen(temp_dir)),
 			   "source %zu has the path '%s'", i, s->path);
 		FUZZ_CHECK(is_lower_hex(s->sha256, 64), "source %zu has the SHA-256 '%s'", i,
 			   s->sha256);
 		/* The detail of an mmdb file is its database_type, which may be "". */
-		FUZZ_CHECK(s->detail[0] || s->format == BF_GEO_FORMAT_MMDB, "source %zu has no detail",
-			   i);
+		FUZZ_CHECK(s->detail[0] || s->format == BF_GEO_FORMAT_MMDB,
+			   "source %zu has no detail", i);
 		FUZZ_CHECK(s->count4 + s->count6 > 0, "source %zu has no ranges", i);
 	}
 }
@@ -239,8 +237,8 @@ static void check_new_ranges4(const struct bf_geo_table *t)
 		FUZZ_CHECK(r->source >= base.nsources && r->source < t->nsources,
 			   "IPv4 range %zu has source %u", i, r->source);
 		if (prev && prev->source == r->source)
-			FUZZ_CHECK(prev->last < r->first, "IPv4 ranges %zu and %zu of a layer overlap",
-				   i - 1, i);
+			FUZZ_CHECK(prev->last < r->first,
+				   "IPv4 ranges %zu and %zu of a layer overlap", i - 1, i);
 		else if (prev)
 			FUZZ_CHECK(prev->source < r->source, "IPv4 layers out of order at %zu", i);
 		per_source[r->source]++;
@@ -258,8 +256,8 @@ static void check_new_ranges6(const struct bf_geo_table *t)
 	for (size_t i = base.n6; i < t->n6; i++) {
 		const struct bf_range6 *r = &t->v6[i], *prev = i > base.n6 ? r - 1 : NULL;
 
-		FUZZ_CHECK(memcmp(r->first, r->last, 16) <= 0, "IPv6 range %zu ends before it starts",
-			   i);
+		FUZZ_CHECK(memcmp(r->first, r->last, 16) <= 0,
+			   "IPv6 range %zu ends before it starts", i);
 		FUZZ_CHECK(r->source >= base.nsources && r->source < t->nsources,
 			   "IPv6 range %zu has source %u", i, r->source);
 		if (prev && prev->source == r->source)
@@ -327,9 +325,10 @@ static void check_flat6(const struct bf_geo_table *t)
 		FUZZ_CHECK(bf_geo_lookup6(t, r->last) == r, "lookup of the last address of %zu", i);
 		if (first) {
 			store_u128(first - 1, before);
-			FUZZ_CHECK(bf_geo_lookup6(t, before) ==
-					   (prev && load_u128(prev->last) == first - 1 ? prev : NULL),
-				   "lookup of the address before %zu", i);
+			FUZZ_CHECK(
+				bf_geo_lookup6(t, before) ==
+					(prev && load_u128(prev->last) == first - 1 ? prev : NULL),
+				"lookup of the address before %zu", i);
 		}
 	}
 }
@@ -400,7 +399,9 @@ static void check_prefixes(const struct bf_geo_table *t)
 	int ret;
 
 	for (size_t i = 0; i < t->n4; i++) {
-		struct prefix_walk w = { .next = t->v4[i].first, .last = t->v4[i].last, .bits = 32 };
+		struct prefix_walk w = { .next = t->v4[i].first,
+					 .last = t->v4[i].last,
+					 .bits = 32 };
 
 		ret = bf_range4_to_prefixes(t->v4[i].first, t->v4[i].last, check_prefix4, &w);
 		FUZZ_CHECK(!ret && w.done, "IPv4 range %zu split into prefixes", i);

@@ -177,6 +177,8 @@ check_eq "restarted daemon keeps dingtalk CN bytes" "$(status_sum dingtalk CN tr
 check_eq "restarted daemon keeps dingtalk US bytes" "$(status_sum dingtalk US transmit_bytes)" \
 	"$us_before"
 check_eq "new application starts from zero" "$(status_sum newer CN transmit_bytes)" 0
+check_eq "restarted daemon keeps the alert counts" \
+	"$(jq '[.alerts[] | select(.app == "dingtalk") | .count] | add // 0' "$STATUS")" 2
 check_match "second daemon on the same pins is rejected" \
 	"$("$DAEMON" --config "$CONF" --cgroup "$LAB_CGROUP" --socket "$LAB_TMP/second.sock" 2>&1)" \
 	"another borderflowd uses the pinned maps in '$LAB_PIN'"

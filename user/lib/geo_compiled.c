@@ -476,6 +476,15 @@ int geo_compiled_load(struct bf_geo_table *t, const char *path, int fd, struct b
 		char reserved[8];
 
 		sources[i].format = get_u32(&b);
+		if (sources[i].format < BF_GEO_FORMAT_TOR4 ||
+		    sources[i].format > BF_GEO_FORMAT_CIDR_LIST) {
+			ret = bf_error_set(
+				err, -EINVAL,
+				"invalid compiled geolocation file '%s' offset %zu: source %u "
+				"has the unknown format %u; compile the file again",
+				path, b.pos - 4, i, sources[i].format);
+			goto out;
+		}
 		sha = take(&b, 32);
 		if (sha)
 			memcpy(sources[i].sha256, sha, 32);
