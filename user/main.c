@@ -55,7 +55,8 @@ static void usage(FILE *out)
 		"  -t, --textfile-dir DIR\n"
 		"                      write the metrics to DIR/" BF_METRICS_TEXTFILE_NAME
 		" every %d s and at\n"
-		"                      exit, for node_exporter's textfile collector\n"
+		"                      exit, for node_exporter's textfile collector; overrides\n"
+		"                      [metrics] textfile\n"
 		"  -v, --verbose       log more; twice for debug output and the verifier log\n"
 		"      --syslog        log to syslog instead of stderr\n"
 		"  -h, --help          show this help\n"
@@ -264,6 +265,7 @@ int main(int argc, char **argv)
 	struct bf_metrics metrics = {};
 	struct bf_error err = {};
 	struct options opts = {};
+	const char *textfile_dir;
 	struct timespec t0, t1;
 	int ret;
 
@@ -297,8 +299,13 @@ int main(int argc, char **argv)
 	log_info("configuration and geolocation data read in %.3f s",
 		 (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	ret = start(&d, &opts, &err);
+	/* --textfile-dir wins over [metrics] textfile. */
+	textfile_dir = opts.textfile_dir;
+	if (!textfile_dir && d.cfg.metrics_textfile[0])
+		textfile_dir = d.cfg.metrics_textfile;
+
 	if (!ret)
-		ret = bf_metrics_start(&metrics, &d, BF_VERSION, opts.textfile_dir, &err);
+		ret = bf_metrics_start(&metrics, &d, BF_VERSION, textfile_dir, &err);
 	if (ret) {
 		log_err("%s", err.msg);
 		goto out;

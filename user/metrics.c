@@ -260,6 +260,7 @@ struct total_row {
 
 struct total_rows {
 	const struct bf_registry *registry;
+	bool hide_other; /* [metrics] other = hide */
 	struct total_row *items;
 	size_t n, cap;
 };
@@ -270,6 +271,8 @@ static int add_total_row(const struct bf_total_key *key, const struct bf_total_v
 	struct total_rows *rows = ctx;
 	struct total_row *row;
 
+	if (key->app == BF_APP_OTHER && rows->hide_other)
+		return 0;
 	if (rows->n == rows->cap) {
 		size_t cap = rows->cap ? rows->cap * 2 : 256;
 
@@ -684,7 +687,8 @@ static void put_build(FILE *out, const char *version)
 int bf_metrics_render(struct bf_metrics *m, char **text, size_t *size)
 {
 	struct bf_daemon *d = m->daemon;
-	struct total_rows rows = { .registry = &d->mon.registry };
+	struct total_rows rows = { .registry = &d->mon.registry,
+				   .hide_other = !d->cfg.metrics_other };
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *out;

@@ -127,6 +127,31 @@ static void assert_rejected(const char *text, int line, const char *value, const
 		fail_case(text, err.msg, "cfg is not back at the defaults");
 }
 
+static void test_metrics_other_and_textfile(void **state)
+{
+	struct bf_config cfg;
+	struct bf_error err = { { 0 } };
+
+	bf_config_defaults(&cfg);
+	assert_true(cfg.metrics_other);
+	assert_string_equal(cfg.metrics_textfile, "");
+
+	assert_int_equal(load_text("[metrics]\nother = hide\ntextfile = /var/lib/x\n", &cfg, &err), 0);
+	assert_false(cfg.metrics_other);
+	assert_string_equal(cfg.metrics_textfile, "/var/lib/x");
+	bf_config_free(&cfg);
+
+	assert_int_not_equal(load_text("[metrics]\nother = maybe\n", &cfg, &err), 0);
+	assert_non_null(strstr(err.msg, "'maybe'"));
+	assert_non_null(strstr(err.msg, "show or hide"));
+	assert_non_null(strstr(err.msg, "line 2"));
+	assert_true(cfg.metrics_other);
+
+	assert_int_not_equal(load_text("[metrics]\ntextfile = relative/dir\n", &cfg, &err), 0);
+	assert_non_null(strstr(err.msg, "relative/dir"));
+	bf_config_free(&cfg);
+}
+
 static void test_defaults_values(void **state)
 {
 	struct bf_config cfg;
@@ -964,6 +989,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults_values),
+		cmocka_unit_test(test_metrics_other_and_textfile),
 		cmocka_unit_test(test_load_empty_file),
 		cmocka_unit_test(test_load_full_file),
 		cmocka_unit_test(test_load_restores_inih_options),

@@ -553,6 +553,23 @@ static int parse_alerts_repeat(struct config_parser *p, const char *key, const c
 				  REPEAT_MAX_S, "1s to 7d");
 }
 
+static int parse_metrics_other(struct config_parser *p, const char *key, const char *value)
+{
+	if (!strcmp(value, "show"))
+		p->cfg->metrics_other = true;
+	else if (!strcmp(value, "hide"))
+		p->cfg->metrics_other = false;
+	else
+		return config_invalid(p, "invalid value for '%s' '%s'; use show or hide", key,
+				      value);
+	return 0;
+}
+
+static int parse_metrics_textfile(struct config_parser *p, const char *key, const char *value)
+{
+	return copy_path(p, key, value, p->cfg->metrics_textfile, sizeof(p->cfg->metrics_textfile));
+}
+
 static int parse_port(const char *text, uint16_t *port)
 {
 	unsigned long value = 0;
@@ -681,6 +698,9 @@ static const struct config_key alerts_keys[] = {
 static const struct config_key metrics_keys[] = {
 	{ "listen", parse_metrics_listen, false,
 	  "use address:port or [IPv6 address]:port, such as 127.0.0.1:9782" },
+	{ "other", parse_metrics_other, false, "use show or hide" },
+	{ "textfile", parse_metrics_textfile, true,
+	  "use an absolute folder path, or nothing for no textfile" },
 	{ 0 },
 };
 
@@ -1095,6 +1115,8 @@ void bf_config_defaults(struct bf_config *cfg)
 	strcpy(cfg->alerts_file, "/var/log/borderflow/alerts.jsonl");
 	cfg->alerts_repeat_s = 10 * 60;
 	strcpy(cfg->metrics_listen, "127.0.0.1:9782");
+	cfg->metrics_other = true;
+	cfg->metrics_textfile[0] = '\0';
 	strcpy(cfg->history_dir, "/var/lib/borderflow/history");
 	cfg->history_retention_s = 30 * 86400;
 	strcpy(cfg->control_socket, "/run/borderflow/borderflowd.sock");

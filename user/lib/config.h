@@ -69,7 +69,10 @@ struct bf_config {
 	uint64_t alerts_repeat_s; /* repeat = 10m; one alert per destination per interval */
 
 	/* [metrics] */
-	char metrics_listen[128]; /* host:port, default 127.0.0.1:9782 */
+	char metrics_listen[128];    /* host:port, default 127.0.0.1:9782 */
+	bool metrics_other;	     /* other = show (default) | hide: the series of app="other" */
+	char metrics_textfile[4096]; /* textfile = folder for node_exporter's textfile collector, ""
+					for none */
 
 	/* [history] */
 	char history_dir[4096];	      /* default /var/lib/borderflow/history */
