@@ -19,13 +19,11 @@
 #include "borderflow.skel.h"
 #include "log.h"
 #include "lib/apps.h"
+#include "lib/trie.h"
 #include "monitor.h"
 
 #include "../maps/geo.h"
 #include "../maps/proc.h"
-
-/* Room above the loaded data, so that a reload with a few more prefixes fits. */
-#define GEO_HEADROOM 4096
 
 /* Mounts the BPF file system on /sys/fs/bpf when the pin folder is below it and nothing is. */
 static int mount_bpffs(const char *pin_dir, struct bf_error *err)
@@ -125,15 +123,6 @@ int bf_monitor_load(struct bf_monitor *mon, const struct bf_config *cfg, struct 
 	return bf_registry_load(&mon->registry, bpf_map__fd(mon->skel->maps.app_names), cfg, err);
 }
 
-static enum bf_verdict range_verdict(const struct bf_geo_table *table, const struct bf_config *cfg,
-				     uint16_t country, uint8_t source)
-{
-	bool local =
-		source < table->nsources && table->sources[source].format == BF_GEO_FORMAT_BUILTIN;
-
-	return bf_config_verdict(cfg, country, local);
-}
-
 struct bf_geo_value bf_monitor_geo_value(const struct bf_geo_table *table,
 					 const struct bf_config *cfg, int family,
 					 const uint8_t addr[16])
@@ -164,149 +153,8 @@ struct bf_geo_value bf_monitor_geo_value(const struct bf_geo_table *table,
 	}
 	value.country = country;
 	value.source = source;
-	value.verdict = range_verdict(table, cfg, country, source);
+	value.verdict = bf_range_verdict(table, cfg, country, source);
 	return value;
-}
-
-/*
- * Prefixes are collected in chunks of CHUNK_PREFIXES and each chunk is
- * written with one BPF_MAP_UPDATE_BATCH call; kernels whose LPM tries lack
- * batch operations get one update per prefix. Chunks bound the memory the
- * daemon needs at start to a few MB whatever the size of the data.
- */
-#define CHUNK_PREFIXES 65536
-
-struct prefix_writer {
-	int map_fd;
-	size_t key_size;
-	void *keys;
-	struct bf_geo_value *values;
-	size_t count;	/* prefixes in the current chunk */
-	size_t written; /* prefixes written to the map so far */
-	struct bf_geo_value current;
-};
-
-static int writer_init(struct prefix_writer *w, int map_fd, size_t key_size)
-{
-	memset(w, 0, sizeof(*w));
-	w->map_fd = map_fd;
-	w->key_size = key_size;
-	w->keys = calloc(CHUNK_PREFIXES, key_size);
-	w->values = calloc(CHUNK_PREFIXES, sizeof(*w->values));
-	return w->keys && w->values ? 0 : -ENOMEM;
-}
-
-static void writer_free(struct prefix_writer *w)
-{
-	free(w->keys);
-	free(w->values);
-}
-
-static int writer_flush(struct prefix_writer *w)
-{
-	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
-	__u32 count = w->count;
-	size_t i;
-	int ret;
-
-	if (!count)
-		return 0;
-	ret = bpf_map_update_batch(w->map_fd, w->keys, w->values, &count, &opts);
-	if (ret == -EINVAL || ret == -524 /* ENOTSUPP */ || ret == -EOPNOTSUPP) {
-		for (i = 0, ret = 0; i < w->count && !ret; i++)
-			ret = bpf_map_update_elem(w->map_fd, (char *)w->keys + i * w->key_size,
-						  &w->values[i], BPF_ANY);
-	}
-	if (ret)
-		return ret;
-	w->written += w->count;
-	w->count = 0;
-	return 0;
-}
-
-static int add_prefix4(uint32_t addr, unsigned int prefixlen, void *ctx)
-{
-	struct prefix_writer *w = ctx;
-	struct bf_geo4_key *key = (struct bf_geo4_key *)w->keys + w->count;
-	uint32_t be = htonl(addr);
-
-	key->prefixlen = prefixlen;
-	memcpy(key->addr, &be, 4);
-	w->values[w->count++] = w->current;
-	return w->count == CHUNK_PREFIXES ? writer_flush(w) : 0;
-}
-
-static int add_prefix6(const uint8_t addr[16], unsigned int prefixlen, void *ctx)
-{
-	struct prefix_writer *w = ctx;
-	struct bf_geo6_key *key = (struct bf_geo6_key *)w->keys + w->count;
-
-	key->prefixlen = prefixlen;
-	memcpy(key->addr, addr, 16);
-	w->values[w->count++] = w->current;
-	return w->count == CHUNK_PREFIXES ? writer_flush(w) : 0;
-}
-
-struct fill_job {
-	int trie_fd; /* the new trie, not in place yet */
-	const struct bf_geo_table *table;
-	const struct bf_config *cfg;
-	uint16_t generation;
-	struct prefix_writer writer;
-	int ret;
-};
-
-static void *fill_geo4(void *arg)
-{
-	struct fill_job *job = arg;
-	const struct bf_geo_table *table = job->table;
-	size_t i;
-
-	job->ret = writer_init(&job->writer, job->trie_fd, sizeof(struct bf_geo4_key));
-	job->writer.current.generation = job->generation;
-	for (i = 0; i < table->n4 && !job->ret; i++) {
-		const struct bf_range4 *r = &table->v4[i];
-
-		job->writer.current.country = r->country;
-		job->writer.current.source = r->source;
-		job->writer.current.verdict = range_verdict(table, job->cfg, r->country, r->source);
-		job->ret = bf_range4_to_prefixes(r->first, r->last, add_prefix4, &job->writer);
-	}
-	if (!job->ret)
-		job->ret = writer_flush(&job->writer);
-	writer_free(&job->writer);
-	return NULL;
-}
-
-static void *fill_geo6(void *arg)
-{
-	struct fill_job *job = arg;
-	const struct bf_geo_table *table = job->table;
-	size_t i;
-
-	job->ret = writer_init(&job->writer, job->trie_fd, sizeof(struct bf_geo6_key));
-	job->writer.current.generation = job->generation;
-	for (i = 0; i < table->n6 && !job->ret; i++) {
-		const struct bf_range6 *r = &table->v6[i];
-
-		job->writer.current.country = r->country;
-		job->writer.current.source = r->source;
-		job->writer.current.verdict = range_verdict(table, job->cfg, r->country, r->source);
-		job->ret = bf_range6_to_prefixes(r->first, r->last, add_prefix6, &job->writer);
-	}
-	if (!job->ret)
-		job->ret = writer_flush(&job->writer);
-	writer_free(&job->writer);
-	return NULL;
-}
-
-static int create_trie(const char *name, size_t key_size, size_t prefixes)
-{
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
-	int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, name, key_size, sizeof(struct bf_geo_value),
-				prefixes + GEO_HEADROOM, &opts);
-
-	return fd < 0 ? -errno : fd;
 }
 
 /*
@@ -323,64 +171,47 @@ static int put_in_place(struct bpf_map *outer, int trie_fd)
 
 /*
  * The new tries fill aside, while the ones in force keep answering, and go
- * in place only when both are complete. They are separate maps, each with
- * its own lock in the kernel, so IPv6 fills on a second thread while IPv4
- * fills on this one. Inserting into an LPM trie costs about a microsecond
- * per prefix, which makes this the longest step of a start or a reload.
+ * in place only when both are complete.
  */
 int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table,
 			const struct bf_config *cfg, uint16_t generation, struct bf_error *err)
 {
-	struct fill_job job4 = { .table = table, .cfg = cfg, .generation = generation };
-	struct fill_job job6 = job4;
+	struct bf_trie_fill filled = { 0 };
 	size_t n4 = 0, n6 = 0;
-	pthread_t thread;
-	bool threaded;
-	int ret;
+	int fd4, fd6, ret;
 
 	ret = bf_geo_count_prefixes(table, &n4, &n6);
 	if (ret)
 		return bf_error_set(err, ret, "failed to count geolocation prefixes: %s",
 				    strerror(-ret));
-	job4.trie_fd = create_trie("geo4_trie", sizeof(struct bf_geo4_key), n4);
-	job6.trie_fd = create_trie("geo6_trie", sizeof(struct bf_geo6_key), n6);
-	if (job4.trie_fd < 0 || job6.trie_fd < 0) {
-		ret = job4.trie_fd < 0 ? job4.trie_fd : job6.trie_fd;
+	fd4 = bf_trie_create(4, n4);
+	fd6 = bf_trie_create(6, n6);
+	if (fd4 < 0 || fd6 < 0) {
+		ret = fd4 < 0 ? fd4 : fd6;
 		bf_error_set(err, ret,
 			     "failed to create geolocation tries for %zu and %zu prefixes: %s", n4,
 			     n6, strerror(-ret));
 		goto out;
 	}
-
-	threaded = !pthread_create(&thread, NULL, fill_geo6, &job6);
-	(void)fill_geo4(&job4);
-	if (threaded)
-		pthread_join(thread, NULL);
-	else
-		(void)fill_geo6(&job6);
-
-	ret = job4.ret ? job4.ret : job6.ret;
-	if (ret) {
-		bf_error_set(err, ret, "failed to write %s prefixes to the kernel: %s",
-			     job4.ret ? "IPv4" : "IPv6", strerror(-ret));
+	ret = bf_trie_fill(fd4, fd6, table, cfg, generation, &filled, err);
+	if (ret)
 		goto out;
-	}
-	ret = put_in_place(mon->skel->maps.geo4, job4.trie_fd);
+	ret = put_in_place(mon->skel->maps.geo4, fd4);
 	if (!ret)
-		ret = put_in_place(mon->skel->maps.geo6, job6.trie_fd);
+		ret = put_in_place(mon->skel->maps.geo6, fd6);
 	if (ret) {
 		bf_error_set(err, ret, "failed to put the geolocation tries in place: %s",
 			     strerror(-ret));
 		goto out;
 	}
-	mon->prefixes4 = job4.writer.written;
-	mon->prefixes6 = job6.writer.written;
+	mon->prefixes4 = filled.written4;
+	mon->prefixes6 = filled.written6;
 out:
 	/* The arrays of maps hold their own references to tries in place. */
-	if (job4.trie_fd >= 0)
-		close(job4.trie_fd);
-	if (job6.trie_fd >= 0)
-		close(job6.trie_fd);
+	if (fd4 >= 0)
+		close(fd4);
+	if (fd6 >= 0)
+		close(fd6);
 	return ret;
 }
 

@@ -43,6 +43,7 @@
 #include "maps/geo.h"
 #include "user/lib/config.h"
 #include "user/lib/geo.h"
+#include "user/lib/trie.h"
 
 #define DEFAULT_ADDRESSES 1000000UL
 #define MAX_ADDRESSES	  10000000UL
@@ -55,10 +56,6 @@
 /* Shares of the addresses: IPv4 among all, and uniformly random ones among each family's. */
 #define IPV4_PERCENT   70
 #define RANDOM_PERCENT 10
-
-/* The same sizes as user/monitor.c: room above the data in each trie, prefixes per batch. */
-#define GEO_HEADROOM   4096
-#define CHUNK_PREFIXES 65536
 
 /* Addresses per BPF_PROG_TEST_RUN, so no run lasts long: about 0.1 s with the full default data. */
 #define RUN_LOOKUPS 65536
@@ -209,20 +206,6 @@ static int load_table(const struct options *o, struct bf_geo_table *table, struc
 	return ret;
 }
 
-/* Creates one trie as bf_monitor_fill_geo() does, with the definition of bpf/maps.bpf.h. */
-static int create_trie(const char *name, size_t key_size, size_t prefixes, struct bf_error *err)
-{
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
-	int fd;
-
-	fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, name, key_size, sizeof(struct bf_geo_value),
-			    prefixes + GEO_HEADROOM, &opts);
-	if (fd < 0)
-		return bf_error_set(err, fd, "failed to create the trie '%s' of %zu entries: %s",
-				    name, prefixes + GEO_HEADROOM, strerror(-fd));
-	return fd;
-}
-
 static int create_tries(const struct bf_geo_table *table, struct tries *tries,
 			struct load_times *times, struct bf_error *err)
 {
@@ -238,186 +221,37 @@ static int create_tries(const struct bf_geo_table *table, struct tries *tries,
 	times->count_s = now_s() - t0;
 
 	t0 = now_s();
-	tries->fd4 = create_trie("geo4_trie", sizeof(struct bf_geo4_key), n4, err);
+	tries->fd4 = bf_trie_create(4, n4);
 	if (tries->fd4 < 0)
-		return tries->fd4;
-	tries->fd6 = create_trie("geo6_trie", sizeof(struct bf_geo6_key), n6, err);
+		return bf_error_set(err, tries->fd4, "failed to create the IPv4 trie: %s",
+				    strerror(-tries->fd4));
+	tries->fd6 = bf_trie_create(6, n6);
 	if (tries->fd6 < 0)
-		return tries->fd6;
+		return bf_error_set(err, tries->fd6, "failed to create the IPv6 trie: %s",
+				    strerror(-tries->fd6));
 	times->create_s = now_s() - t0;
 	return 0;
 }
 
-/*
- * The writer of user/monitor.c, repeated here because that file belongs to
- * the daemon and not to the library: prefixes in chunks of CHUNK_PREFIXES,
- * one BPF_MAP_UPDATE_BATCH per chunk, one update per prefix on kernels
- * whose tries lack batch operations.
- */
-struct prefix_writer {
-	int map_fd;
-	size_t key_size;
-	void *keys;
-	struct bf_geo_value *values;
-	size_t count;	/* prefixes in the current chunk */
-	size_t written; /* prefixes written to the map so far */
-	struct bf_geo_value current;
-};
-
-static int writer_init(struct prefix_writer *w, int map_fd, size_t key_size)
-{
-	memset(w, 0, sizeof(*w));
-	w->map_fd = map_fd;
-	w->key_size = key_size;
-	w->keys = calloc(CHUNK_PREFIXES, key_size);
-	w->values = calloc(CHUNK_PREFIXES, sizeof(*w->values));
-	return w->keys && w->values ? 0 : -ENOMEM;
-}
-
-static void writer_free(struct prefix_writer *w)
-{
-	free(w->keys);
-	free(w->values);
-}
-
-static int writer_flush(struct prefix_writer *w)
-{
-	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
-	__u32 count = w->count;
-	size_t i;
-	int ret;
-
-	if (!count)
-		return 0;
-	ret = bpf_map_update_batch(w->map_fd, w->keys, w->values, &count, &opts);
-	if (ret == -EINVAL || ret == -524 /* ENOTSUPP */ || ret == -EOPNOTSUPP) {
-		for (i = 0, ret = 0; i < w->count && !ret; i++)
-			ret = bpf_map_update_elem(w->map_fd, (char *)w->keys + i * w->key_size,
-						  &w->values[i], BPF_ANY);
-	}
-	if (ret)
-		return ret;
-	w->written += w->count;
-	w->count = 0;
-	return 0;
-}
-
-static int add_prefix4(uint32_t addr, unsigned int prefixlen, void *ctx)
-{
-	struct prefix_writer *w = ctx;
-	struct bf_geo4_key *key = (struct bf_geo4_key *)w->keys + w->count;
-	uint32_t be = htonl(addr);
-
-	key->prefixlen = prefixlen;
-	memcpy(key->addr, &be, 4);
-	w->values[w->count++] = w->current;
-	return w->count == CHUNK_PREFIXES ? writer_flush(w) : 0;
-}
-
-static int add_prefix6(const uint8_t addr[16], unsigned int prefixlen, void *ctx)
-{
-	struct prefix_writer *w = ctx;
-	struct bf_geo6_key *key = (struct bf_geo6_key *)w->keys + w->count;
-
-	key->prefixlen = prefixlen;
-	memcpy(key->addr, addr, 16);
-	w->values[w->count++] = w->current;
-	return w->count == CHUNK_PREFIXES ? writer_flush(w) : 0;
-}
-
-struct fill_job {
-	const struct bf_geo_table *table;
-	const struct bf_config *cfg;
-	int map_fd;
-	struct prefix_writer writer;
-	double seconds;
-	int ret;
-};
-
-static void set_current(struct fill_job *job, uint16_t country, uint8_t source)
-{
-	const struct bf_geo_table *table = job->table;
-	bool local =
-		source < table->nsources && table->sources[source].format == BF_GEO_FORMAT_BUILTIN;
-
-	job->writer.current.country = country;
-	job->writer.current.source = source;
-	job->writer.current.verdict = bf_config_verdict(job->cfg, country, local);
-}
-
-static void *fill_geo4(void *arg)
-{
-	struct fill_job *job = arg;
-	double t0 = now_s();
-	size_t i;
-
-	job->ret = writer_init(&job->writer, job->map_fd, sizeof(struct bf_geo4_key));
-	for (i = 0; i < job->table->n4 && !job->ret; i++) {
-		const struct bf_range4 *r = &job->table->v4[i];
-
-		set_current(job, r->country, r->source);
-		job->ret = bf_range4_to_prefixes(r->first, r->last, add_prefix4, &job->writer);
-	}
-	if (!job->ret)
-		job->ret = writer_flush(&job->writer);
-	writer_free(&job->writer);
-	job->seconds = now_s() - t0;
-	return NULL;
-}
-
-static void *fill_geo6(void *arg)
-{
-	struct fill_job *job = arg;
-	double t0 = now_s();
-	size_t i;
-
-	job->ret = writer_init(&job->writer, job->map_fd, sizeof(struct bf_geo6_key));
-	for (i = 0; i < job->table->n6 && !job->ret; i++) {
-		const struct bf_range6 *r = &job->table->v6[i];
-
-		set_current(job, r->country, r->source);
-		job->ret = bf_range6_to_prefixes(r->first, r->last, add_prefix6, &job->writer);
-	}
-	if (!job->ret)
-		job->ret = writer_flush(&job->writer);
-	writer_free(&job->writer);
-	job->seconds = now_s() - t0;
-	return NULL;
-}
-
-/* Fills IPv6 on a second thread while IPv4 fills on this one, as bf_monitor_fill_geo() does. */
+/* Fills the tries with the daemon's own code (user/lib/trie.c), IPv6 on a second thread. */
 static int fill_tries(const struct bf_geo_table *table, struct tries *tries,
 		      struct load_times *times, struct bf_error *err)
 {
 	static struct bf_config cfg;
-	struct fill_job job4 = { .table = table, .cfg = &cfg, .map_fd = tries->fd4 };
-	struct fill_job job6 = { .table = table, .cfg = &cfg, .map_fd = tries->fd6 };
-	pthread_t thread;
-	bool threaded;
+	struct bf_trie_fill filled = { 0 };
 	double t0;
+	int ret;
 
 	bf_config_defaults(&cfg);
 	t0 = now_s();
-	threaded = !pthread_create(&thread, NULL, fill_geo6, &job6);
-	(void)fill_geo4(&job4);
-	if (threaded)
-		pthread_join(thread, NULL);
-	else
-		(void)fill_geo6(&job6);
+	ret = bf_trie_fill(tries->fd4, tries->fd6, table, &cfg, 0, &filled, err);
 	times->fill_s = now_s() - t0;
-	times->fill4_s = job4.seconds;
-	times->fill6_s = job6.seconds;
-
-	if (job4.ret)
-		return bf_error_set(err, job4.ret,
-				    "failed to write IPv4 prefixes to the kernel: %s",
-				    strerror(-job4.ret));
-	if (job6.ret)
-		return bf_error_set(err, job6.ret,
-				    "failed to write IPv6 prefixes to the kernel: %s",
-				    strerror(-job6.ret));
-	tries->prefixes4 = job4.writer.written;
-	tries->prefixes6 = job6.writer.written;
+	times->fill4_s = filled.seconds4;
+	times->fill6_s = filled.seconds6;
+	if (ret)
+		return ret;
+	tries->prefixes4 = filled.written4;
+	tries->prefixes6 = filled.written6;
 	return 0;
 }
 
