@@ -56,6 +56,27 @@ BF_MAP struct {
 	__array(values, struct bf_geo6_trie);
 } geo6 SEC(".maps");
 
+/* Slot 0: the epoch of the tries in force, in the keys of geo_cache. Only the daemon writes it. */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} geo_epoch SEC(".maps");
+
+/*
+ * Results of trie lookups for recent peers. A client connects to the same
+ * few servers again and again, and a trie lookup in the full data costs
+ * several times a hash lookup.
+ */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__uint(max_entries, 4096);
+	__type(key, struct bf_geo_cache_key);
+	__type(value, struct bf_geo_value);
+} geo_cache SEC(".maps");
+
 /* Watched executables by inode, to application id. */
 BF_MAP struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -3,10 +3,13 @@
  * Packet counting. cgroup_skb/egress and cgroup_skb/ingress see every IP
  * packet of the sockets of the attached cgroup, before segmentation offload
  * on egress and after receive offload on ingress. Every packet lands in
- * totals; packets of watched applications also land in flows. Neither
+ * totals. Packets of watched applications also land in their flow. For the
+ * connected peer of a socket, that is the socket's storage until
+ * sock_release (see struct bf_sock_owner), else the flows entry. Neither
  * depends on the ring buffer: an event that cannot be sent is counted as
  * lost and the bytes are still counted.
  */
+#include "flow.bpf.h"
 #include "geo.bpf.h"
 #include <bpf/bpf_endian.h>
 
@@ -30,28 +33,54 @@ struct packet {
 
 /*
  * Reads the ports, and for TCP the header length, of the transport header
- * at offset. l4 holds the l4_bytes after the IP header that parse_packet
- * read already, which cover a TCP header without options in the common case.
+ * at offset. l4, when not NULL, is that header as parse_packet read it
+ * already with the IP header, which covers a TCP header without options in
+ * the common case.
  */
-static __always_inline int parse_l4(struct __sk_buff *skb, __u32 offset, const __u8 *l4,
-				    __u32 l4_bytes, struct packet *pkt)
+static __always_inline int parse_l4(struct __sk_buff *skb, __u32 offset, const struct tcphdr *l4,
+				    struct packet *pkt)
 {
 	struct tcphdr tcp;
 
 	if (pkt->proto != BF_PROTO_TCP && pkt->proto != BF_PROTO_UDP)
 		return 0;
-	if (l4_bytes >= sizeof(tcp))
-		__builtin_memcpy(&tcp, l4, sizeof(tcp));
-	else if (bpf_skb_load_bytes(skb, offset, &tcp,
-				    pkt->proto == BF_PROTO_UDP ? sizeof(struct udphdr)
-							       : sizeof(tcp)))
-		return -1;
-	pkt->peer_port = bpf_ntohs(tcp.dest);
-	pkt->local_port = bpf_ntohs(tcp.source);
+	if (!l4) {
+		if (bpf_skb_load_bytes(skb, offset, &tcp,
+				       pkt->proto == BF_PROTO_UDP ? sizeof(struct udphdr)
+								  : sizeof(tcp)))
+			return -1;
+		l4 = &tcp;
+	}
+	pkt->peer_port = bpf_ntohs(l4->dest);
+	pkt->local_port = bpf_ntohs(l4->source);
 	if (pkt->proto == BF_PROTO_UDP)
 		pkt->header_bytes += sizeof(struct udphdr);
 	else
-		pkt->header_bytes += tcp.doff * 4;
+		pkt->header_bytes += l4->doff * 4;
+	return 0;
+}
+
+/*
+ * Copies the first len bytes of the packet, its IP header first, to buf.
+ * They are in the linear data of almost every packet, where word loads copy
+ * them for less than the helper call that reads any part of a packet. The
+ * loads may be unaligned, which the verifier accepts on the machines that
+ * handle them at no cost (x86, arm64).
+ */
+static __always_inline long load_head(struct __sk_buff *skb, __u64 *buf, __u32 len)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	const __u64 *words = data;
+	__u32 i;
+
+	if (data + len > data_end)
+		return bpf_skb_load_bytes(skb, 0, buf, len);
+#pragma unroll
+	for (i = 0; i < len / 8; i++)
+		buf[i] = words[i];
+	if (len % 8)
+		((__u32 *)buf)[len / 4 - 1] = ((const __u32 *)data)[len / 4 - 1];
 	return 0;
 }
 
@@ -62,22 +91,23 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 offset, const _
  */
 static __always_inline int parse_packet(struct __sk_buff *skb, bool egress, struct packet *pkt)
 {
-	__u8 buf[sizeof(struct ipv6hdr) + sizeof(struct tcphdr)];
+	__u64 buf[(sizeof(struct ipv6hdr) + sizeof(struct tcphdr) + 7) / 8];
+	const struct tcphdr *l4 = NULL;
 	__u32 src[4] = {}, dst[4] = {};
-	__u32 offset, l4_bytes = 0;
+	__u32 offset;
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (struct iphdr *)buf;
 
-		if (!bpf_skb_load_bytes(skb, 0, buf, sizeof(*ip) + sizeof(struct tcphdr)))
-			l4_bytes = sizeof(struct tcphdr);
+		if (!load_head(skb, buf, sizeof(*ip) + sizeof(struct tcphdr)))
+			l4 = (const struct tcphdr *)(ip + 1);
 		else if (bpf_skb_load_bytes(skb, 0, buf, sizeof(*ip)))
 			return -1;
 		offset = ip->ihl * 4;
 		if (offset < sizeof(*ip))
 			return -1;
 		if (offset != sizeof(*ip))
-			l4_bytes = 0; /* IP options: the bytes read are not the transport header */
+			l4 = NULL; /* IP options: the bytes read are not the transport header */
 		pkt->family = 4;
 		pkt->proto = ip->protocol;
 		src[0] = ip->saddr;
@@ -87,8 +117,8 @@ static __always_inline int parse_packet(struct __sk_buff *skb, bool egress, stru
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (struct ipv6hdr *)buf;
 
-		if (!bpf_skb_load_bytes(skb, 0, buf, sizeof(buf)))
-			l4_bytes = sizeof(struct tcphdr);
+		if (!load_head(skb, buf, sizeof(*ip6) + sizeof(struct tcphdr)))
+			l4 = (const struct tcphdr *)(ip6 + 1);
 		else if (bpf_skb_load_bytes(skb, 0, buf, sizeof(*ip6)))
 			return -1;
 		pkt->family = 6;
@@ -108,7 +138,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, bool egress, stru
 		__builtin_memcpy(pkt->peer, src, 16);
 		__builtin_memcpy(pkt->local, dst, 16);
 	}
-	if (parse_l4(skb, offset, buf + offset, l4_bytes, pkt))
+	if (parse_l4(skb, offset, l4, pkt))
 		return -1;
 	if (!egress) {
 		__u16 port = pkt->peer_port;
@@ -160,26 +190,6 @@ static __always_inline void add_totals(const struct bf_total_key *key, bool egre
 		__sync_fetch_and_add(&total->flows, 1);
 }
 
-static __always_inline void send_event(__u32 type, const struct bf_flow_key *key,
-				       const struct bf_flow_value *flow, __u64 bytes)
-{
-	struct bf_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
-	__u64 flags = BPF_RB_NO_WAKEUP;
-
-	if (!event) {
-		bf_stat_add(BF_STAT_EVENTS_LOST, 1);
-		return;
-	}
-	event->type = type;
-	event->ts_ns = bpf_ktime_get_ns();
-	event->key = *key;
-	event->flow = *flow;
-	event->packet_bytes = bytes;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= BF_EVENTS_WAKEUP_BYTES)
-		flags = BPF_RB_FORCE_WAKEUP;
-	bpf_ringbuf_submit(event, flags);
-}
-
 /*
  * Sends an out-of-region event for the flow's destination, unless one was
  * sent for it within alert_repeat_ns, so that a client opening many
@@ -224,13 +234,15 @@ static __always_inline bool out_of_region(__u8 verdict)
 	return verdict == BF_VERDICT_FOREIGN || verdict == BF_VERDICT_UNKNOWN;
 }
 
-/* Counts a socket's first packet as a flow, for sockets whose flows have no entry. */
+/*
+ * Counts a socket's first packet as a flow, for sockets whose flows have no
+ * entry. The fetch of the old flags makes it one flow when two CPUs race.
+ */
 static __always_inline bool first_packet_of_socket(struct bf_sock_owner *owner)
 {
 	if (!owner || (owner->flags & BF_SOCK_COUNTED))
 		return false;
-	owner->flags |= BF_SOCK_COUNTED;
-	return true;
+	return !(__sync_fetch_and_or(&owner->flags, BF_SOCK_COUNTED) & BF_SOCK_COUNTED);
 }
 
 static __always_inline void init_flow(struct bf_flow_value *flow, const struct bf_sock_owner *owner,
@@ -256,17 +268,30 @@ static __always_inline void init_flow(struct bf_flow_value *flow, const struct b
 	}
 }
 
+static __always_inline void add_to_flow(struct bf_flow_value *flow, bool egress, __u64 bytes,
+					__u64 packets)
+{
+	if (egress) {
+		__sync_fetch_and_add(&flow->transmit_bytes, bytes);
+		__sync_fetch_and_add(&flow->transmit_packets, packets);
+	} else {
+		__sync_fetch_and_add(&flow->receive_bytes, bytes);
+		__sync_fetch_and_add(&flow->receive_packets, packets);
+	}
+}
+
 /*
- * Counts a packet of a watched application in its flow, creating the flow on
- * its first packet. Returns whether the flow is new, and updates *geo to the
- * verdict the flow was tagged with, so a flow keeps one verdict for life.
+ * Counts a packet of a watched application in its flows entry, creating the
+ * entry on its first packet: for unconnected UDP, for packets without socket
+ * storage, and after sock_release. Returns whether the flow is new, and
+ * updates *geo to the verdict the flow was tagged with, so a flow keeps one
+ * verdict for life.
  */
 static __always_inline bool count_flow(const struct bf_flow_key *key, struct bf_sock_owner *owner,
 				       const struct packet *pkt, struct bf_geo_value *geo,
 				       __u32 app, bool egress, __u64 bytes, __u64 packets)
 {
 	struct bf_flow_value *flow = bpf_map_lookup_elem(&flows, key);
-	bool created = false;
 
 	if (!flow) {
 		struct bf_flow_value fresh;
@@ -281,44 +306,180 @@ static __always_inline bool count_flow(const struct bf_flow_key *key, struct bf_
 			return false;
 
 		init_flow(&fresh, owner, pkt, *geo, app);
+		/* Two CPUs may both send one; the daemon's repeat interval drops the second. */
+		if (egress && out_of_region(fresh.verdict) && send_alert(key, &fresh, app, bytes))
+			fresh.flags |= BF_FLOW_ALERTED;
+		/* The entry starts with this packet in it: no lookup after the insert. */
+		if (egress) {
+			fresh.transmit_bytes = bytes;
+			fresh.transmit_packets = packets;
+		} else {
+			fresh.receive_bytes = bytes;
+			fresh.receive_packets = packets;
+		}
 		err = bpf_map_update_elem(&flows, key, &fresh, BPF_NOEXIST);
-		if (err && err != -17 /* EEXIST: another CPU created it */) {
+		if (!err) {
+			/* The start event shows the flow before its first packet. */
+			fresh.transmit_bytes = 0;
+			fresh.transmit_packets = 0;
+			fresh.receive_bytes = 0;
+			fresh.receive_packets = 0;
+			bf_send_flow_event(BF_EVENT_FLOW_START, key, &fresh, fresh.start_ns);
+			return true;
+		}
+		if (err != -17 /* EEXIST: another CPU created it */) {
 			/*
 			 * flows is full: the bytes go to totals only, the socket
 			 * counts as one flow, and alerts still go out.
 			 */
 			bf_stat_add(BF_STAT_FLOWS_FULL, 1);
-			if (egress && out_of_region(fresh.verdict))
-				(void)send_alert(key, &fresh, app, bytes);
 			return first_packet_of_socket(owner);
 		}
-		created = !err;
 		flow = bpf_map_lookup_elem(&flows, key);
 		if (!flow)
-			return created;
-		if (created)
-			send_event(BF_EVENT_FLOW_START, key, flow, 0);
+			return false;
 	}
 
 	geo->country = flow->country;
 	geo->verdict = flow->verdict;
 	geo->source = flow->source;
 	geo->generation = flow->generation;
-	if (egress) {
-		__sync_fetch_and_add(&flow->transmit_bytes, bytes);
-		__sync_fetch_and_add(&flow->transmit_packets, packets);
-	} else {
-		__sync_fetch_and_add(&flow->receive_bytes, bytes);
-		__sync_fetch_and_add(&flow->receive_packets, packets);
-	}
+	add_to_flow(flow, egress, bytes, packets);
 	/* Coarse (jiffy resolution) is enough for idle expiry, and cheaper per packet. */
 	flow->last_ns = bpf_ktime_get_coarse_ns();
 
-	/* Two CPUs may both send one; the daemon's repeat interval drops the second. */
 	if (egress && !(flow->flags & BF_FLOW_ALERTED) && out_of_region(flow->verdict) &&
 	    send_alert(key, flow, app, bytes))
 		flow->flags |= BF_FLOW_ALERTED;
+	return false;
+}
 
+/*
+ * Creates the flows entry of a connected socket's flow at its first packet,
+ * and sends its start event and, for a first egress packet, its
+ * out-of-region event. Returns whether the flow is new.
+ */
+static __always_inline bool start_socket_flow(struct bf_sock_owner *owner,
+					      const struct bf_flow_key *key,
+					      const struct packet *pkt, __u32 app, bool egress,
+					      __u64 bytes)
+{
+	struct bf_flow_value fresh, *found;
+	long err;
+
+	init_flow(&fresh, owner, pkt, owner->peer_geo, app);
+	fresh.flags = BF_FLOW_SOCKET;
+	if (egress && out_of_region(fresh.verdict) && send_alert(key, &fresh, app, bytes)) {
+		fresh.flags |= BF_FLOW_ALERTED;
+		__sync_fetch_and_or(&owner->flags, BF_SOCK_ALERTED);
+	}
+	owner->moved_jiffies = bpf_jiffies64();
+
+	err = bpf_map_update_elem(&flows, key, &fresh, BPF_NOEXIST);
+	if (!err) {
+		__sync_fetch_and_or(&owner->flags, BF_SOCK_FLOW);
+		bf_send_flow_event(BF_EVENT_FLOW_START, key, &fresh, fresh.start_ns);
+		return true;
+	}
+	if (err != -17 /* EEXIST */) {
+		/* flows is full: as in count_flow, and the socket does not try again. */
+		bf_stat_add(BF_STAT_FLOWS_FULL, 1);
+		__sync_fetch_and_or(&owner->flags, BF_SOCK_UNTRACKED);
+		return first_packet_of_socket(owner);
+	}
+	/*
+	 * The entry exists: another CPU's packet of this socket created it, or
+	 * unconnected packets to this peer did before a connect. Its verdict
+	 * stays the flow's.
+	 */
+	found = bpf_map_lookup_elem(&flows, key);
+	if (!found)
+		return false;
+	owner->peer_geo.country = found->country;
+	owner->peer_geo.verdict = found->verdict;
+	owner->peer_geo.source = found->source;
+	owner->peer_geo.generation = found->generation;
+	found->flags |= BF_FLOW_SOCKET;
+	__sync_fetch_and_or(&owner->flags, BF_SOCK_FLOW);
+	return false;
+}
+
+/*
+ * Moves the counts in a connected socket's storage to its flows entry, and
+ * marks the entry recent for idle expiry. Without the entry, which the daemon
+ * removes after TCP_IDLE_NS without a move, the rest of the flow counts in
+ * totals only.
+ */
+static __always_inline void move_to_entry(struct bf_sock_owner *owner,
+					  const struct bf_flow_key *key)
+{
+	struct bf_flow_value *flow;
+
+	owner->moved_jiffies = bpf_jiffies64();
+	flow = bpf_map_lookup_elem(&flows, key);
+	if (flow) {
+		bf_move_socket_counts(owner, flow);
+		flow->last_ns = bpf_ktime_get_coarse_ns();
+		return;
+	}
+	/* UNTRACKED goes first, so that no packet finds neither set and starts a new flow. */
+	__sync_fetch_and_or(&owner->flags, BF_SOCK_UNTRACKED);
+	__sync_fetch_and_and(&owner->flags, ~BF_SOCK_FLOW);
+}
+
+/*
+ * Counts a packet of a watched application's socket to its connected peer.
+ * Until sock_release the counts wait in the socket's storage, which the
+ * packet has in hand, and move to the flows entry now and then. From
+ * sock_release on they go to the entry, which outlives the socket. Returns
+ * whether the flow is new.
+ */
+static __always_inline bool count_socket_flow(struct bf_sock_owner *owner,
+					      const struct bf_flow_key *key,
+					      const struct packet *pkt, struct bf_geo_value *geo,
+					      __u32 app, bool egress, __u64 bytes, __u64 packets)
+{
+	bool created = false, alert_tried = false;
+
+	if (owner->flags & BF_SOCK_RELEASED)
+		return count_flow(key, owner, pkt, geo, app, egress, bytes, packets);
+
+	if (!(owner->flags & (BF_SOCK_FLOW | BF_SOCK_UNTRACKED))) {
+		created = start_socket_flow(owner, key, pkt, app, egress, bytes);
+		alert_tried = egress;
+		*geo = owner->peer_geo;
+	}
+	/* The first egress packet was not the flow's first, or the alert ring buffer was full. */
+	if (egress && !alert_tried && !(owner->flags & BF_SOCK_ALERTED) &&
+	    out_of_region(geo->verdict)) {
+		struct bf_flow_value flow;
+
+		init_flow(&flow, owner, pkt, *geo, app);
+		if (send_alert(key, &flow, app, bytes))
+			__sync_fetch_and_or(&owner->flags, BF_SOCK_ALERTED);
+	}
+	if (!(owner->flags & BF_SOCK_FLOW))
+		return created;
+
+	if (egress) {
+		__sync_fetch_and_add(&owner->transmit_bytes, bytes);
+		__sync_fetch_and_add(&owner->transmit_packets, packets);
+	} else {
+		__sync_fetch_and_add(&owner->receive_bytes, bytes);
+		__sync_fetch_and_add(&owner->receive_packets, packets);
+	}
+	/*
+	 * sock_release sets BF_SOCK_RELEASED before it moves the counts. A
+	 * packet that finds the flag set only after its add moves the counts
+	 * itself, in case the add came after sock_release's move.
+	 * NOTE: this needs the adds above ordered before the load of the flags,
+	 * as the lock-prefixed adds of x86 are. Where the JIT emits unordered
+	 * adds (arm64), a packet that races with sock_release on another CPU
+	 * may stay out of its flow's entry. It is in totals all the same.
+	 */
+	if ((owner->flags & BF_SOCK_RELEASED) ||
+	    bpf_jiffies64() - owner->moved_jiffies > BF_MOVE_JIFFIES)
+		move_to_entry(owner, key);
 	return created;
 }
 
@@ -333,12 +494,9 @@ static __always_inline struct bf_sock_owner *find_owner(struct __sk_buff *skb, _
 	if (!sk)
 		return NULL;
 	owner = bpf_sk_storage_get(&sk_owner, sk, NULL, 0);
-	if (owner && owner->cookie != cookie) {
-		/* Storage cloned from a listener by accept(): a new socket, a new flow. */
-		owner->cookie = cookie;
-		owner->flags = 0;
-		owner->peer_family = 0;
-	}
+	/* Storage cloned from a listener by accept(): a new socket, a new flow. */
+	if (owner && owner->cookie != cookie)
+		bf_reset_owner(owner, cookie);
 	return owner;
 }
 
@@ -366,7 +524,7 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 	struct bf_geo_value geo;
 	struct packet pkt = {};
 	__u64 cookie, bytes, segs;
-	bool new_flow = false;
+	bool new_flow, connected = false;
 	__u32 app;
 
 	if (parse_packet(skb, egress, &pkt)) {
@@ -391,21 +549,24 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 
 	if (owner && same_peer(owner, &pkt)) {
 		geo = owner->peer_geo;
+		connected = true;
 	} else {
-		geo = bf_geo_lookup(pkt.family, pkt.peer);
+		geo = bf_geo_lookup_cached(pkt.family, pkt.peer);
 		if (owner && !owner->peer_family && pkt.proto == BF_PROTO_TCP) {
 			__builtin_memcpy(owner->peer, pkt.peer, 16);
 			owner->peer_port = pkt.peer_port;
 			owner->peer_geo = geo;
 			owner->peer_family = pkt.family;
+			connected = true;
 		}
 	}
 
-	if (app != BF_APP_OTHER && app != BF_APP_UNATTRIBUTED) {
-		new_flow = count_flow(&key, owner, &pkt, &geo, app, egress, bytes, segs);
-	} else {
+	if (app == BF_APP_OTHER || app == BF_APP_UNATTRIBUTED)
 		new_flow = first_packet_of_socket(owner);
-	}
+	else if (connected)
+		new_flow = count_socket_flow(owner, &key, &pkt, &geo, app, egress, bytes, segs);
+	else
+		new_flow = count_flow(&key, owner, &pkt, &geo, app, egress, bytes, segs);
 
 	total_key.app = app;
 	total_key.country = geo.country;

@@ -5,18 +5,32 @@
  * of a socket is known. The packet counters (skb.bpf.c) run later, often in
  * softirq context, and read the owner back from socket storage.
  */
+#include "flow.bpf.h"
 #include "geo.bpf.h"
 #include <bpf/bpf_endian.h>
 
+static __always_inline __u32 app_of(__u32 tgid)
+{
+	struct bf_proc_value *proc = bpf_map_lookup_elem(&procs, &tgid);
+
+	return proc && !(proc->flags & BF_PROC_EXITED) ? proc->app : BF_APP_OTHER;
+}
+
+/*
+ * Stores the caller as the owner. Only flow records and alerts name the
+ * user, cgroup and process name, and only watched applications have those,
+ * so the sockets of other processes go without them.
+ */
 static __always_inline void set_caller(struct bf_sock_owner *owner)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct bf_proc_value *proc = bpf_map_lookup_elem(&procs, &tgid);
 
 	owner->tgid = tgid;
+	owner->app = app_of(tgid);
+	if (owner->app == BF_APP_OTHER)
+		return;
 	owner->uid = (__u32)bpf_get_current_uid_gid();
 	owner->cgroup_id = bpf_get_current_cgroup_id();
-	owner->app = proc && !(proc->flags & BF_PROC_EXITED) ? proc->app : BF_APP_OTHER;
 	bpf_get_current_comm(owner->comm, sizeof(owner->comm));
 }
 
@@ -61,29 +75,90 @@ static __always_inline struct bf_sock_owner *claim_socket(struct bpf_sock_addr *
 		return NULL;
 	cookie = bpf_get_socket_cookie(ctx);
 	if (owner->cookie != cookie) {
-		owner->cookie = cookie;
-		owner->flags = 0;
-		owner->peer_family = 0;
+		bf_reset_owner(owner, cookie);
 	} else if (owner->tgid == bpf_get_current_pid_tgid() >> 32) {
 		/*
 		 * The creator itself: only the application can have changed,
-		 * by an exec between socket(2) and this call.
+		 * by an exec between socket(2) and this call. A watched one
+		 * new to the socket needs the details that set_caller skips
+		 * for other processes.
 		 */
-		struct bf_proc_value *proc = bpf_map_lookup_elem(&procs, &owner->tgid);
+		__u32 app = app_of(owner->tgid);
 
-		owner->app = proc && !(proc->flags & BF_PROC_EXITED) ? proc->app : BF_APP_OTHER;
-		return owner;
+		if (app == owner->app || app == BF_APP_OTHER) {
+			owner->app = app;
+			return owner;
+		}
 	}
 	set_caller(owner);
 	return owner;
 }
 
-static __always_inline void set_peer(struct bf_sock_owner *owner, __u8 family, const __u32 addr[4],
-				     __u32 port)
+/*
+ * Ends the flow of a connected socket: the counts in its storage move to its
+ * entry, and the end event carries the entry.
+ */
+static __always_inline void end_flow(struct bf_sock_owner *owner, __u64 cookie, __u8 proto)
 {
+	struct bf_flow_value *flow;
+	struct bf_flow_key key;
+
+	bf_socket_flow_key(owner, cookie, proto, &key);
+	flow = bpf_map_lookup_elem(&flows, &key);
+	if (!flow)
+		return;
+	bf_move_socket_counts(owner, flow);
+	if (owner->flags & BF_SOCK_ALERTED)
+		flow->flags |= BF_FLOW_ALERTED;
+	flow->end_ns = bpf_ktime_get_ns();
+	/* The daemon keeps the entry ENDED_LINGER_NS from here, for the packets that follow. */
+	flow->last_ns = flow->end_ns;
+	bf_send_flow_event(BF_EVENT_FLOW_END, &key, flow, flow->end_ns);
+}
+
+/*
+ * Stops the counting in storage for the cached peer, at a connect to another
+ * peer. A TCP flow ends there. A UDP flow's counts move to its entry, which
+ * from then on counts packets to that peer as an unconnected flow does, and
+ * expires as one when idle.
+ */
+static __always_inline void leave_peer(struct bf_sock_owner *owner, __u8 proto)
+{
+	struct bf_flow_value *flow;
+	struct bf_flow_key key;
+
+	if (proto == BF_PROTO_TCP) {
+		if (owner->flags & BF_SOCK_FLOW)
+			end_flow(owner, owner->cookie, proto);
+	} else {
+		bf_socket_flow_key(owner, owner->cookie, proto, &key);
+		flow = bpf_map_lookup_elem(&flows, &key);
+		if (flow) {
+			bf_move_socket_counts(owner, flow);
+			flow->flags &= ~BF_FLOW_SOCKET;
+			flow->last_ns = bpf_ktime_get_coarse_ns();
+		}
+	}
+	__sync_fetch_and_and(&owner->flags, ~(BF_SOCK_FLOW | BF_SOCK_UNTRACKED | BF_SOCK_ALERTED));
+}
+
+static __always_inline void set_peer(struct bf_sock_owner *owner, __u8 family, const __u32 addr[4],
+				     __u32 port, __u8 proto)
+{
+	__u16 peer_port = bpf_ntohs((__u16)port);
+
+	if (owner->flags & (BF_SOCK_FLOW | BF_SOCK_UNTRACKED)) {
+		const __u32 *peer = (const __u32 *)owner->peer;
+
+		if (owner->peer_family == family && owner->peer_port == peer_port &&
+		    peer[0] == addr[0] && peer[1] == addr[1] && peer[2] == addr[2] &&
+		    peer[3] == addr[3])
+			return;
+		leave_peer(owner, proto);
+	}
 	__builtin_memcpy(owner->peer, addr, 16);
-	owner->peer_port = bpf_ntohs((__u16)port);
-	owner->peer_geo = bf_geo_lookup(family, addr);
+	owner->peer_port = peer_port;
+	owner->peer_geo = bf_geo_lookup_cached(family, addr);
 	owner->peer_family = family;
 }
 
@@ -110,7 +185,7 @@ int bf_connect4(struct bpf_sock_addr *ctx)
 	__u32 addr[4] = { ctx->user_ip4, 0, 0, 0 };
 
 	if (owner)
-		set_peer(owner, 4, addr, ctx->user_port);
+		set_peer(owner, 4, addr, ctx->user_port, ctx->protocol);
 	return 1;
 }
 
@@ -124,7 +199,7 @@ int bf_connect6(struct bpf_sock_addr *ctx)
 	if (!owner)
 		return 1;
 	family = read_user_ip6(ctx, addr);
-	set_peer(owner, family, addr, ctx->user_port);
+	set_peer(owner, family, addr, ctx->user_port, ctx->protocol);
 	return 1;
 }
 
@@ -143,49 +218,19 @@ int bf_sendmsg6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-static __always_inline void end_flow(struct bf_sock_owner *owner, __u64 cookie, __u8 proto)
-{
-	struct bf_flow_key key = {};
-	struct bf_flow_value *flow;
-	struct bf_event *event;
-
-	key.cookie = cookie;
-	__builtin_memcpy(key.peer, owner->peer, 16);
-	key.peer_port = owner->peer_port;
-	key.family = owner->peer_family;
-	key.proto = proto;
-	flow = bpf_map_lookup_elem(&flows, &key);
-	if (!flow)
-		return;
-	flow->end_ns = bpf_ktime_get_ns();
-
-	event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
-	if (!event) {
-		bf_stat_add(BF_STAT_EVENTS_LOST, 1);
-		return;
-	}
-	event->type = BF_EVENT_FLOW_END;
-	event->ts_ns = flow->end_ns;
-	event->key = key;
-	event->flow = *flow;
-	event->packet_bytes = 0;
-	bpf_ringbuf_submit(event,
-			   bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= BF_EVENTS_WAKEUP_BYTES
-				   ? BPF_RB_FORCE_WAKEUP
-				   : BPF_RB_NO_WAKEUP);
-}
-
 /*
  * The process closed the socket. Packets can still follow (FIN, TIME_WAIT),
  * so the flow entry of a watched application stays until the daemon expires
  * it, and packets that carry no full socket find it by their key. For other
- * sockets, closed keeps the application for those packets.
+ * TCP sockets that can still send, closed keeps the application for those
+ * packets; UDP has no such packets.
  */
 SEC("cgroup/sock_release")
 int bf_sock_release(struct bpf_sock *sk)
 {
 	struct bf_sock_owner *owner;
 	__u64 cookie;
+	__u32 flags;
 
 	if (!is_counted_socket(sk))
 		return 1;
@@ -193,12 +238,22 @@ int bf_sock_release(struct bpf_sock *sk)
 	if (!owner)
 		return 1;
 	cookie = bpf_get_socket_cookie(sk);
-	owner->flags |= BF_SOCK_RELEASED;
-	if (owner->app == BF_APP_OTHER || owner->app == BF_APP_UNATTRIBUTED) {
-		(void)bpf_map_update_elem(&closed, &cookie, &owner->app, BPF_ANY);
-		return 1;
-	}
-	if (owner->cookie == cookie && owner->peer_family)
+	/* Storage that accept() copied and no packet claimed yet is not this socket's. */
+	if (owner->cookie != cookie)
+		bf_reset_owner(owner, cookie);
+	/*
+	 * The flag goes first, with a fully ordered atomic, so that a packet
+	 * that adds to the storage after the move below finds it set and moves
+	 * its count itself.
+	 */
+	flags = __sync_fetch_and_or(&owner->flags, BF_SOCK_RELEASED);
+	/* Whatever the application is now: a process of another one may have sent last. */
+	if (flags & BF_SOCK_FLOW)
 		end_flow(owner, cookie, sk->protocol);
+	/* Only TCP sockets that still have a connection can send after the release. */
+	if ((owner->app == BF_APP_OTHER || owner->app == BF_APP_UNATTRIBUTED) &&
+	    sk->protocol == BF_PROTO_TCP && sk->state != BPF_TCP_CLOSE &&
+	    sk->state != BPF_TCP_LISTEN)
+		(void)bpf_map_update_elem(&closed, &cookie, &owner->app, BPF_ANY);
 	return 1;
 }

@@ -18,9 +18,10 @@
 #define BF_ALERT_EVENTS_BYTES (256u << 10)
 
 /*
- * Flow start and end events do not wake the daemon until this much is
- * waiting: it reads them on its next wakeup or its one-second tick, which
- * saves a wakeup per connection. Out-of-region events always wake it.
+ * Flow start and end events wake the daemon only when the events waiting in
+ * the ring buffer pass a multiple of this: it reads them on that wakeup or
+ * its one-second tick, which saves a wakeup per connection. Out-of-region
+ * events always wake it.
  */
 #define BF_EVENTS_WAKEUP_BYTES (BF_EVENTS_BYTES / 4)
 

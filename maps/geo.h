@@ -39,4 +39,16 @@ struct bf_geo_value {
 	__u16 pad;
 };
 
+/*
+ * Key of geo_cache, the recent results of trie lookups. epoch is the value
+ * of geo_epoch when the result was cached. The daemon increments it after it
+ * puts new tries in place, so results of replaced tries never match again.
+ */
+struct bf_geo_cache_key {
+	__u32 addr[4];
+	__u32 epoch;
+	__u8 family;
+	__u8 pad[3];
+};
+
 #endif

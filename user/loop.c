@@ -27,10 +27,13 @@
  * stays until it has been idle for ENDED_LINGER_NS, because data still
  * queued at close(2) and the FIN exchange follow the release; the kernel
  * never creates an entry for such late packets, it only counts them into
- * one that exists (and always into totals). Unconnected UDP flows never
- * see a release for their peer, so they end when idle for UDP_IDLE_NS. TCP
- * flows idle for TCP_IDLE_NS are taken as gone: keepalive of live
- * connections is far more frequent in practice.
+ * one that exists (and always into totals). Until the release, the counts
+ * of a connected socket wait in its storage and reach its entry at least
+ * every BF_MOVE_MAX_NS while packets flow (BF_FLOW_SOCKET), so such an entry
+ * is taken as gone only after TCP_IDLE_NS, whatever the transport.
+ * Unconnected UDP flows never see a release for their peer, so they end
+ * when idle for UDP_IDLE_NS. TCP flows idle for TCP_IDLE_NS are taken as
+ * gone: keepalive of live connections is far more frequent in practice.
  */
 #define ENDED_LINGER_NS (10ull * 1000000000)
 #define UDP_IDLE_NS	(180ull * 1000000000)
@@ -69,38 +72,43 @@ static int handle_event(void *ctx, void *data, size_t size)
 }
 
 /*
- * Reads a hash map in batches of EXPIRE_BATCH and calls fn for each entry;
- * fn returns true to list the key in expired (at most EXPIRE_BATCH keys).
- * Returns the number of keys listed.
+ * Reads a hash map in batches of EXPIRE_BATCH and calls fn for each entry,
+ * which returns true to list the key as expired. The keys listed in a batch
+ * go to drop before the next batch is read, so one pass removes any number
+ * of entries. The batch walk goes bucket by bucket, and deleting entries of
+ * buckets already read does not disturb it.
  */
-static size_t scan_map(int fd, size_t key_size, size_t value_size, void *expired,
-		       bool (*fn)(const void *key, const void *value, uint64_t now_ns),
-		       uint64_t now_ns)
+static void scan_map(int fd, size_t key_size, size_t value_size,
+		     bool (*fn)(const void *key, const void *value, uint64_t now_ns),
+		     void (*drop)(struct bf_daemon *d, int fd, const void *keys, size_t n),
+		     struct bf_daemon *d, uint64_t now_ns)
 {
 	void *keys = calloc(EXPIRE_BATCH, key_size), *values = calloc(EXPIRE_BATCH, value_size);
+	void *expired = calloc(EXPIRE_BATCH, key_size);
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	__u64 batch = 0;
 	bool first = true;
-	size_t n = 0, i;
+	size_t n, i;
 
-	while (keys && values && n < EXPIRE_BATCH) {
+	while (keys && values && expired) {
 		__u32 count = EXPIRE_BATCH;
 		int ret = bpf_map_lookup_batch(fd, first ? NULL : &batch, &batch, keys, values,
 					       &count, &opts);
 
 		first = false;
-		for (i = 0; i < count && n < EXPIRE_BATCH; i++) {
+		for (i = 0, n = 0; i < count; i++) {
 			const char *key = (const char *)keys + i * key_size;
 
 			if (fn(key, (const char *)values + i * value_size, now_ns))
 				memcpy((char *)expired + n++ * key_size, key, key_size);
 		}
+		drop(d, fd, expired, n);
 		if (ret) /* -ENOENT: the whole map was read */
 			break;
 	}
 	free(keys);
 	free(values);
-	return n;
+	free(expired);
 }
 
 static bool flow_expired(const void *k, const void *v, uint64_t now_ns)
@@ -111,29 +119,31 @@ static bool flow_expired(const void *k, const void *v, uint64_t now_ns)
 
 	if (flow->end_ns)
 		return idle > ENDED_LINGER_NS;
-	return idle > (key->proto == BF_PROTO_TCP ? TCP_IDLE_NS : UDP_IDLE_NS);
+	if ((flow->flags & BF_FLOW_SOCKET) || key->proto == BF_PROTO_TCP)
+		return idle > TCP_IDLE_NS;
+	return idle > UDP_IDLE_NS;
+}
+
+/*
+ * Deletes expired flows one by one with lookup-and-delete: a packet that
+ * lands between the scan and the delete is in the value returned here, so
+ * the final counters are exact.
+ */
+static void drop_flows(struct bf_daemon *d, int fd, const void *keys, size_t n)
+{
+	const struct bf_flow_key *expired = keys;
+	struct bf_flow_value flow;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!bpf_map_lookup_and_delete_elem(fd, &expired[i], &flow))
+			__atomic_add_fetch(&d->flows_expired, 1, __ATOMIC_RELAXED);
 }
 
 void bf_daemon_expire_flows(struct bf_daemon *d, uint64_t now_ns)
 {
-	int fd = bpf_map__fd(d->mon.skel->maps.flows);
-	struct bf_flow_key *expired = calloc(EXPIRE_BATCH, sizeof(*expired));
-	struct bf_flow_value flow;
-	size_t n, i;
-
-	if (!expired)
-		return;
-	n = scan_map(fd, sizeof(struct bf_flow_key), sizeof(struct bf_flow_value), expired,
-		     flow_expired, now_ns);
-	/*
-	 * Deleted one by one with lookup-and-delete: a packet that lands between
-	 * the scan above and the delete is in the value returned here, so the
-	 * final counters are exact.
-	 */
-	for (i = 0; i < n; i++)
-		if (!bpf_map_lookup_and_delete_elem(fd, &expired[i], &flow))
-			__atomic_add_fetch(&d->flows_expired, 1, __ATOMIC_RELAXED);
-	free(expired);
+	scan_map(bpf_map__fd(d->mon.skel->maps.flows), sizeof(struct bf_flow_key),
+		 sizeof(struct bf_flow_value), flow_expired, drop_flows, d, now_ns);
 }
 
 /* Exited processes keep their entry this long, for alerts that name their executable. */
@@ -146,23 +156,23 @@ static bool proc_expired(const void *key, const void *v, uint64_t now_ns)
 	return (value->flags & BF_PROC_EXITED) && now_ns - value->exit_ns > EXITED_LINGER_NS;
 }
 
-void bf_daemon_expire_procs(struct bf_daemon *d, uint64_t now_ns)
+static void drop_procs(struct bf_daemon *d, int fd, const void *keys, size_t n)
 {
-	int fd = bpf_map__fd(d->mon.skel->maps.procs);
-	__u32 *expired = calloc(EXPIRE_BATCH, sizeof(*expired));
+	const __u32 *expired = keys;
 	struct bf_proc_value value;
-	size_t n, i;
+	size_t i;
 
-	if (!expired)
-		return;
-	n = scan_map(fd, sizeof(__u32), sizeof(struct bf_proc_value), expired, proc_expired,
-		     now_ns);
 	for (i = 0; i < n; i++) {
 		/* Recheck: the pid may have been reused by a watched process meanwhile. */
 		if (!bpf_map_lookup_elem(fd, &expired[i], &value) && (value.flags & BF_PROC_EXITED))
 			(void)bpf_map_delete_elem(fd, &expired[i]);
 	}
-	free(expired);
+}
+
+void bf_daemon_expire_procs(struct bf_daemon *d, uint64_t now_ns)
+{
+	scan_map(bpf_map__fd(d->mon.skel->maps.procs), sizeof(__u32), sizeof(struct bf_proc_value),
+		 proc_expired, drop_procs, d, now_ns);
 }
 
 static char *answer_request(const char *request, void *ctx)
@@ -314,7 +324,7 @@ int bf_daemon_run(struct bf_daemon *d)
 					return 0;
 				break;
 			case BF_SOURCE_TIMER:
-				/* Flow events do not wake the daemon, so read them here too. */
+				/* Flow events seldom wake the daemon, so read them here too. */
 				(void)ring_buffer__consume(d->events);
 				if (d->reload_at_ns && monotonic_ns() >= d->reload_at_ns) {
 					d->reload_at_ns = 0;

@@ -170,6 +170,24 @@ static int put_in_place(struct bpf_map *outer, int trie_fd)
 }
 
 /*
+ * Moves geo_epoch on, so that the lookup results in geo_cache no longer
+ * match. It runs after the new tries are in place, because a result that a
+ * program cached meanwhile, from the old or the new tries, has the old epoch.
+ */
+static void next_geo_epoch(struct bf_monitor *mon)
+{
+	int fd = bpf_map__fd(mon->skel->maps.geo_epoch);
+	__u32 slot = 0, epoch = 0;
+
+	(void)bpf_map_lookup_elem(fd, &slot, &epoch);
+	epoch++;
+	if (bpf_map_update_elem(fd, &slot, &epoch, BPF_ANY))
+		log_warn("failed to move the geolocation cache to epoch %u: %s; lookups may "
+			 "use the previous data until the cached results age out",
+			 epoch, strerror(errno));
+}
+
+/*
  * The new tries fill aside, while the ones in force keep answering, and go
  * in place only when both are complete.
  */
@@ -199,6 +217,8 @@ int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table
 	ret = put_in_place(mon->skel->maps.geo4, fd4);
 	if (!ret)
 		ret = put_in_place(mon->skel->maps.geo6, fd6);
+	/* Also after a failure: the IPv4 trie may be in place without the IPv6 one. */
+	next_geo_epoch(mon);
 	if (ret) {
 		bf_error_set(err, ret, "failed to put the geolocation tries in place: %s",
 			     strerror(-ret));

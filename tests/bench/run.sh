@@ -26,7 +26,8 @@
 # Usage, as root from the repository: make bench, or OUTPUT=build tests/bench/run.sh
 # Environment: BENCH_IPERF_SECONDS (default 10), BENCH_CRR_SECONDS (5), BENCH_REPETITIONS (3),
 # BENCH_START_RUNS (5), BENCH_GEO_ADDRESSES (1000000), BENCH_GEO_ROUNDS (5),
-# BENCH_GEO_LOAD_RUNS (3).
+# BENCH_GEO_LOAD_RUNS (3), and BENCH_ONLY: the sections to run, a space-separated list of
+# throughput, crr, crr-empty, start and geo (default: all of them).
 
 set -u -o pipefail
 
@@ -50,6 +51,7 @@ START_RUNS=${BENCH_START_RUNS:-5}
 GEO_ADDRESSES=${BENCH_GEO_ADDRESSES:-1000000}
 GEO_ROUNDS=${BENCH_GEO_ROUNDS:-5}
 GEO_LOAD_RUNS=${BENCH_GEO_LOAD_RUNS:-3}
+SECTIONS=${BENCH_ONLY:-throughput crr crr-empty start geo}
 
 SERVER_ADDR=$LAB_CN4
 IPERF_PORT=5201
@@ -710,6 +712,15 @@ main() {
 	check_count BENCH_GEO_ADDRESSES "$GEO_ADDRESSES" 10000000
 	check_count BENCH_GEO_ROUNDS "$GEO_ROUNDS" 20
 	check_count BENCH_GEO_LOAD_RUNS "$GEO_LOAD_RUNS" 10
+	for part in $SECTIONS; do
+		case $part in
+		throughput | crr | crr-empty | start | geo) ;;
+		*)
+			log "BENCH_ONLY: unknown section '$part'; use throughput, crr, crr-empty, start or geo"
+			exit 2
+			;;
+		esac
+	done
 	if [ "$(id -u)" -ne 0 ]; then
 		log "must run as root: it creates network namespaces and cgroups"
 		exit 2
@@ -730,11 +741,15 @@ main() {
 	choose_geo_files
 	print_header
 
-	bench_throughput
-	bench_crr
-	bench_crr_empty
-	bench_start
-	bench_geo
+	for part in $SECTIONS; do
+		case $part in
+		throughput) bench_throughput ;;
+		crr) bench_crr ;;
+		crr-empty) bench_crr_empty ;;
+		start) bench_start ;;
+		geo) bench_geo ;;
+		esac
+	done
 
 	echo
 	if [ "${#FAILURES[@]}" -eq 0 ]; then

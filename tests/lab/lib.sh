@@ -257,6 +257,27 @@ lab_stop()
 	return $rc
 }
 
+# lab_start_daemon CONF SOCKET SECONDS: starts borderflowd with CONF on the lab cgroup, its
+# output in $LAB_TMP/daemon.out and daemon.log, and waits at most SECONDS until "borderflow
+# status" reads SOCKET. Sets DAEMON_PID; bails out of the test if the daemon is not ready.
+lab_start_daemon()
+{
+	local conf=$1 sock=$2 seconds=$3 i
+
+	"$LAB_OUTPUT/borderflowd" --config "$conf" --cgroup "$LAB_CGROUP" \
+		>"$LAB_TMP/daemon.out" 2>"$LAB_TMP/daemon.log" &
+	DAEMON_PID=$!
+	LAB_PIDS+=("$DAEMON_PID")
+	for ((i = 0; i < seconds * 10; i++)); do
+		"$LAB_OUTPUT/borderflow" status --socket "$sock" >/dev/null 2>&1 && break
+		lab_alive "$DAEMON_PID" || break
+		sleep 0.1
+	done
+	"$LAB_OUTPUT/borderflow" status --socket "$sock" >/dev/null 2>&1 ||
+		lab_bail "daemon not ready after $seconds s: $(tail -n 20 "$LAB_TMP/daemon.log")"
+	ok "daemon ready within $seconds s"
+}
+
 # lab_on_cleanup FUNCTION: runs FUNCTION at exit, before the lab is torn down.
 lab_on_cleanup()
 {

@@ -59,18 +59,7 @@ printf '%s\n' "[policy]" "approved = MO HK" "[geo]" "data = $LAB_TMP/geo.csv" \
 lab_assert_route "$LAB_CN4"
 lab_sink_start "$PORT"
 
-"$DAEMON" --config "$CONF" --cgroup "$LAB_CGROUP" >"$LAB_TMP/daemon.out" \
-	2>"$LAB_TMP/daemon.log" &
-DAEMON_PID=$!
-LAB_PIDS+=("$DAEMON_PID")
-for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
-	"$CLI" status --socket "$SOCK" >/dev/null 2>&1 && break
-	lab_alive "$DAEMON_PID" || break
-	sleep 0.1
-done
-"$CLI" status --socket "$SOCK" >/dev/null 2>&1 ||
-	lab_bail "daemon not ready after $READY_TIMEOUT_S s: $(tail -n 20 "$LAB_TMP/daemon.log")"
-ok "daemon ready within $READY_TIMEOUT_S s"
+lab_start_daemon "$CONF" "$SOCK" "$READY_TIMEOUT_S"
 
 kill -STOP "$DAEMON_PID" || lab_bail "failed to stop the daemon with SIGSTOP"
 if out=$(lab_client "$WATCHED" --repeat "$CONNECTIONS" tcp "$LAB_CN4" "$PORT" \

@@ -59,18 +59,7 @@ printf '%s\n' "[policy]" "approved = MO HK" "[geo]" "data = $GEO" \
 lab_assert_route "$LAB_CN4"
 lab_sink_start "$PORT"
 
-"$DAEMON" --config "$CONF" --cgroup "$LAB_CGROUP" >"$LAB_TMP/daemon.out" \
-	2>"$LAB_TMP/daemon.log" &
-DAEMON_PID=$!
-LAB_PIDS+=("$DAEMON_PID")
-for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
-	"$CLI" status --socket "$SOCK" >/dev/null 2>&1 && break
-	lab_alive "$DAEMON_PID" || break
-	sleep 0.1
-done
-"$CLI" status --socket "$SOCK" >/dev/null 2>&1 ||
-	lab_bail "daemon not ready after $READY_TIMEOUT_S s: $(tail -n 20 "$LAB_TMP/daemon.log")"
-ok "daemon ready within $READY_TIMEOUT_S s"
+lab_start_daemon "$CONF" "$SOCK" "$READY_TIMEOUT_S"
 
 # status_sum CC FIELD: FIELD over the dingtalk destinations in CC.
 status_sum()

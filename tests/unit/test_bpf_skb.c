@@ -385,6 +385,59 @@ static void test_non_ip_counted_as_unparsed(void **state)
 	assert_int_equal(after - before, 1);
 }
 
+/* Moves geo_epoch on, as the daemon does after it puts new tries in place. */
+static void next_geo_epoch(struct borderflow_bpf *skel)
+{
+	int fd = bpf_map__fd(skel->maps.geo_epoch);
+	__u32 slot = 0, epoch = 0;
+
+	assert_int_equal(bpf_map_lookup_elem(fd, &slot, &epoch), 0);
+	epoch++;
+	assert_int_equal(bpf_map_update_elem(fd, &slot, &epoch, BPF_ANY), 0);
+}
+
+/*
+ * A reload puts a new trie in place and then moves the epoch on. The next
+ * lookup of an address then returns the value of the new trie, not the
+ * result of the old one that geo_cache kept.
+ */
+static void test_new_trie_answers_after_epoch_moves(void **state)
+{
+	struct borderflow_bpf *skel = need_skel(state);
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+	struct bf_geo_value us = { .country = BF_CC('U', 'S'), .verdict = BF_VERDICT_FOREIGN };
+	struct bf_geo4_key key = { .prefixlen = 24 };
+	struct bf_total_value cn_before, cn_after, us_before, us_after;
+	int geo4_fd = bpf_map__fd(skel->maps.geo4), new_fd;
+	uint8_t packet[256];
+	size_t len = build_tcp4(packet, "203.0.113.9", "198.51.100.77", 20, 10);
+	__u32 slot = 0;
+
+	cn_before = read_total(skel, "CN", BF_VERDICT_FOREIGN, IPPROTO_TCP);
+	run_packet(skel->progs.bf_egress, packet, len, 0);
+	cn_after = read_total(skel, "CN", BF_VERDICT_FOREIGN, IPPROTO_TCP);
+	assert_int_equal(cn_after.transmit_packets - cn_before.transmit_packets, 1);
+
+	new_fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "test_geo4_new", sizeof(struct bf_geo4_key),
+				sizeof(struct bf_geo_value), 64, &opts);
+	assert_true(new_fd >= 0);
+	assert_int_equal(inet_pton(AF_INET, "198.51.100.0", key.addr), 1);
+	assert_int_equal(bpf_map_update_elem(new_fd, &key, &us, BPF_ANY), 0);
+	assert_int_equal(bpf_map_update_elem(geo4_fd, &slot, &new_fd, BPF_ANY), 0);
+	next_geo_epoch(skel);
+
+	us_before = read_total(skel, "US", BF_VERDICT_FOREIGN, IPPROTO_TCP);
+	run_packet(skel->progs.bf_egress, packet, len, 0);
+	us_after = read_total(skel, "US", BF_VERDICT_FOREIGN, IPPROTO_TCP);
+	assert_int_equal(us_after.transmit_packets - us_before.transmit_packets, 1);
+	assert_int_equal(us_after.transmit_bytes - us_before.transmit_bytes, len - ETH_HLEN);
+
+	/* The test's own trie goes back in place for the tests after this one. */
+	assert_int_equal(bpf_map_update_elem(geo4_fd, &slot, &trie4_fd, BPF_ANY), 0);
+	next_geo_epoch(skel);
+	close(new_fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +451,7 @@ int main(void)
 		cmocka_unit_test(test_later_fragment_counted_without_ports),
 		cmocka_unit_test(test_truncated_tcp_header_counted_as_unparsed),
 		cmocka_unit_test(test_non_ip_counted_as_unparsed),
+		cmocka_unit_test(test_new_trie_answers_after_epoch_moves),
 	};
 
 	return cmocka_run_group_tests_name("bpf_skb", tests, setup, teardown);
