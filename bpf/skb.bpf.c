@@ -483,7 +483,20 @@ static __always_inline bool count_socket_flow(struct bf_sock_owner *owner,
 	return created;
 }
 
-static __always_inline struct bf_sock_owner *find_owner(struct __sk_buff *skb, __u64 cookie)
+/*
+ * True while a TCP socket's packets may set its connected peer: until its
+ * first packet counted in storage. The peer that connect4/6 saw is not the
+ * one the kernel connects to for 0.0.0.0 or ::, nor when a later program
+ * rewrites the address, and a TCP socket's packets all go to its one peer.
+ */
+static __always_inline bool takes_packet_peer(const struct bf_sock_owner *owner)
+{
+	return !owner->peer_family ||
+	       !(owner->flags & (BF_SOCK_FLOW | BF_SOCK_UNTRACKED | BF_SOCK_RELEASED));
+}
+
+static __always_inline struct bf_sock_owner *find_owner(struct __sk_buff *skb, __u64 cookie,
+							bool *listening)
 {
 	struct bpf_sock *sk = skb->sk;
 	struct bf_sock_owner *owner;
@@ -493,6 +506,7 @@ static __always_inline struct bf_sock_owner *find_owner(struct __sk_buff *skb, _
 	sk = bpf_sk_fullsock(sk);
 	if (!sk)
 		return NULL;
+	*listening = sk->state == BPF_TCP_LISTEN;
 	owner = bpf_sk_storage_get(&sk_owner, sk, NULL, 0);
 	/* Storage cloned from a listener by accept(): a new socket, a new flow. */
 	if (owner && owner->cookie != cookie)
@@ -524,7 +538,7 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 	struct bf_geo_value geo;
 	struct packet pkt = {};
 	__u64 cookie, bytes, segs;
-	bool new_flow, connected = false;
+	bool new_flow, connected = false, listening = false;
 	__u32 app;
 
 	if (parse_packet(skb, egress, &pkt)) {
@@ -541,7 +555,7 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 	key.family = pkt.family;
 	key.proto = pkt.proto;
 
-	owner = find_owner(skb, cookie);
+	owner = find_owner(skb, cookie, &listening);
 	if (owner)
 		app = owner->app;
 	else
@@ -552,7 +566,7 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 		connected = true;
 	} else {
 		geo = bf_geo_lookup_cached(pkt.family, pkt.peer);
-		if (owner && !owner->peer_family && pkt.proto == BF_PROTO_TCP) {
+		if (owner && pkt.proto == BF_PROTO_TCP && !listening && takes_packet_peer(owner)) {
 			__builtin_memcpy(owner->peer, pkt.peer, 16);
 			owner->peer_port = pkt.peer_port;
 			owner->peer_geo = geo;
@@ -561,7 +575,10 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 		}
 	}
 
-	if (app == BF_APP_OTHER || app == BF_APP_UNATTRIBUTED)
+	/* A listener's SYNs belong to the connections that accept() returns, which count them. */
+	if (listening)
+		new_flow = false;
+	else if (app == BF_APP_OTHER || app == BF_APP_UNATTRIBUTED)
 		new_flow = first_packet_of_socket(owner);
 	else if (connected)
 		new_flow = count_socket_flow(owner, &key, &pkt, &geo, app, egress, bytes, segs);

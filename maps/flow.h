@@ -52,8 +52,10 @@ struct bf_sock_owner {
  * Jiffies between two moves of a connected socket's counts to its flows
  * entry while packets flow: 1 s with HZ=1000, 10 s with HZ=100, the least
  * HZ Linux has. Jiffies, because the BPF JIT inlines the read of them. The
- * moves keep the entry's last_ns recent for idle expiry, and its counters
- * at most BF_MOVE_MAX_NS behind the socket's.
+ * moves keep the entry's last_ns recent for idle expiry. While packets flow,
+ * the entry's counters are at most BF_MOVE_MAX_NS behind the socket's. The
+ * counts of a socket's last packets before it goes idle wait in its storage
+ * until its next packet or its release, so only totals are current for them.
  */
 #define BF_MOVE_JIFFIES 1000
 #define BF_MOVE_MAX_NS	(10ull * 1000000000)

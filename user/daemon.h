@@ -40,6 +40,7 @@ struct bf_daemon {
 	size_t nfolder_wds;
 	uint64_t reload_at_ns; /* CLOCK_MONOTONIC of a reload due after changes, 0 for none */
 	uint64_t flows_started, flows_ended, flows_expired;
+	uint64_t flows_full_logged; /* BF_STAT_FLOWS_FULL when its last warning was logged */
 };
 
 /* Runs the event loop until SIGTERM or SIGINT. Returns 0 or a negative errno. */

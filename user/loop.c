@@ -15,6 +15,7 @@
 #include "borderflow.skel.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "status.h"
 
 #include "../maps/proc.h"
@@ -175,6 +176,24 @@ void bf_daemon_expire_procs(struct bf_daemon *d, uint64_t now_ns)
 		 proc_expired, drop_procs, d, now_ns);
 }
 
+/*
+ * Logs a warning when flows filled up since the last check: the flows it
+ * could not take still count in totals, but have no flow record or end event.
+ */
+static void warn_flows_full(struct bf_daemon *d)
+{
+	struct bpf_map *flows = d->mon.skel->maps.flows;
+	uint64_t full;
+
+	if (bf_stat_read(bpf_map__fd(d->mon.skel->maps.stats), BF_STAT_FLOWS_FULL, &full) ||
+	    full <= d->flows_full_logged)
+		return;
+	log_warn("flows map full (%u entries): %llu more flows of watched applications counted "
+		 "in totals only, without flow records",
+		 bpf_map__max_entries(flows), (unsigned long long)(full - d->flows_full_logged));
+	d->flows_full_logged = full;
+}
+
 static char *answer_request(const char *request, void *ctx)
 {
 	struct bf_daemon *d = ctx;
@@ -300,6 +319,10 @@ int bf_daemon_run(struct bf_daemon *d)
 		log_err("failed to set up the event loop: %s", strerror(-ret));
 		return ret;
 	}
+	/* stats is pinned: only what fills up from this start on gets a warning. */
+	if (bf_stat_read(bpf_map__fd(d->mon.skel->maps.stats), BF_STAT_FLOWS_FULL,
+			 &d->flows_full_logged))
+		d->flows_full_logged = 0;
 	for (;;) {
 		n = epoll_wait(d->epoll_fd, evs, sizeof(evs) / sizeof(evs[0]), -1);
 		if (n < 0) {
@@ -334,6 +357,7 @@ int bf_daemon_run(struct bf_daemon *d)
 				    ++ticks % EXPIRE_EVERY_S == 0) {
 					bf_daemon_expire_flows(d, monotonic_ns());
 					bf_daemon_expire_procs(d, monotonic_ns());
+					warn_flows_full(d);
 				}
 				break;
 			}

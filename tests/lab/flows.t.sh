@@ -135,23 +135,7 @@ for ((i = 0; i < COUNT_TIMEOUT_S * 5; i++)); do
 	sleep 0.5
 done
 
-# The flows map of this daemon: the map named flows among the BPF maps its fds refer to.
-flows_map_id()
-{
-	local fdinfo id
-
-	for fdinfo in /proc/"$DAEMON_PID"/fdinfo/*; do
-		id=$(awk '$1 == "map_id:" { print $2 }' "$fdinfo" 2>/dev/null)
-		[[ -n $id ]] || continue
-		if [[ $(bpftool map show id "$id" -j 2>/dev/null | jq -r .name) == flows ]]; then
-			echo "$id"
-			return 0
-		fi
-	done
-	return 1
-}
-
-map_id=$(flows_map_id) || lab_bail "no map named flows among the fds of borderflowd"
+map_id=$(lab_flows_map_id "$DAEMON_PID") || lab_bail "no map named flows among the fds of borderflowd"
 bpftool map dump id "$map_id" -j >"$ENTRIES" 2>"$LAB_TMP/bpftool.err" ||
 	lab_bail "bpftool map dump id $map_id failed: $(cat "$LAB_TMP/bpftool.err")"
 

@@ -278,6 +278,23 @@ lab_start_daemon()
 	ok "daemon ready within $seconds s"
 }
 
+# lab_flows_map_id PID: prints the id of the map named flows among the BPF maps that the
+# fds of process PID refer to.
+lab_flows_map_id()
+{
+	local fdinfo id
+
+	for fdinfo in /proc/"$1"/fdinfo/*; do
+		id=$(awk '$1 == "map_id:" { print $2 }' "$fdinfo" 2>/dev/null)
+		[[ -n $id ]] || continue
+		if [[ $(bpftool map show id "$id" -j 2>/dev/null | jq -r .name) == flows ]]; then
+			echo "$id"
+			return 0
+		fi
+	done
+	return 1
+}
+
 # lab_on_cleanup FUNCTION: runs FUNCTION at exit, before the lab is torn down.
 lab_on_cleanup()
 {
