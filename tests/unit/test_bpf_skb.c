@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "borderflow.skel.h"
+#include "geo_tables.h"
 #include "maps/flow.h"
 #include "maps/geo.h"
 
@@ -48,44 +49,24 @@ static bool in_ci(void)
 	return ci && !strcmp(ci, "true");
 }
 
-/* The tries of the test, in slot 0 of the geo4 and geo6 arrays of maps once created. */
-static int trie4_fd = -1, trie6_fd = -1;
-
-static int create_tries(struct borderflow_bpf *skel)
+/*
+ * The geolocation data of the tests in slot 0 of geo4 and geo6, with the
+ * verdicts of the default [policy] (approved MO HK).
+ */
+static void put_geo_tables(struct borderflow_bpf *skel)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
-	__u32 slot = 0;
+	static struct bf_config cfg;
+	struct bf_geo_table t;
 
-	trie4_fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "test_geo4", sizeof(struct bf_geo4_key),
-				  sizeof(struct bf_geo_value), 64, &opts);
-	trie6_fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "test_geo6", sizeof(struct bf_geo6_key),
-				  sizeof(struct bf_geo_value), 64, &opts);
-	if (trie4_fd < 0 || trie6_fd < 0)
-		return -1;
-	if (bpf_map_update_elem(bpf_map__fd(skel->maps.geo4), &slot, &trie4_fd, BPF_ANY) ||
-	    bpf_map_update_elem(bpf_map__fd(skel->maps.geo6), &slot, &trie6_fd, BPF_ANY))
-		return -1;
-	return 0;
-}
-
-static void add_geo4(struct borderflow_bpf *skel, const char *net, unsigned int len, const char *cc,
-		     uint8_t verdict)
-{
-	struct bf_geo4_key key = { .prefixlen = len };
-	struct bf_geo_value value = { .country = BF_CC(cc[0], cc[1]), .verdict = verdict };
-
-	assert_int_equal(inet_pton(AF_INET, net, key.addr), 1);
-	assert_int_equal(bpf_map_update_elem(trie4_fd, &key, &value, BPF_ANY), 0);
-}
-
-static void add_geo6(struct borderflow_bpf *skel, const char *net, unsigned int len, const char *cc,
-		     uint8_t verdict)
-{
-	struct bf_geo6_key key = { .prefixlen = len };
-	struct bf_geo_value value = { .country = BF_CC(cc[0], cc[1]), .verdict = verdict };
-
-	assert_int_equal(inet_pton(AF_INET6, net, key.addr), 1);
-	assert_int_equal(bpf_map_update_elem(trie6_fd, &key, &value, BPF_ANY), 0);
+	bf_config_defaults(&cfg);
+	test_table_init(&t);
+	test_table_add(&t, "10.0.0.0", "10.255.255.255", BF_CC('?', '?'), TEST_SOURCE_BUILTIN);
+	test_table_add(&t, "192.0.2.0", "192.0.2.127", BF_CC('M', 'O'), TEST_SOURCE_DATA);
+	test_table_add(&t, "198.51.100.0", "198.51.100.255", BF_CC('C', 'N'), TEST_SOURCE_DATA);
+	test_table_add(&t, "2001:db8:852::", "2001:db8:852:ffff:ffff:ffff:ffff:ffff",
+		       BF_CC('H', 'K'), TEST_SOURCE_DATA);
+	test_tables_put(&t, &cfg, 1, bpf_map__fd(skel->maps.geo4), bpf_map__fd(skel->maps.geo6));
+	bf_geo_table_free(&t);
 }
 
 static int setup(void **state)
@@ -101,16 +82,13 @@ static int setup(void **state)
 		return 0;
 	}
 	f->skel = borderflow_bpf__open();
-	if (!f->skel || borderflow_bpf__load(f->skel) || create_tries(f->skel)) {
+	if (!f->skel || borderflow_bpf__load(f->skel)) {
 		borderflow_bpf__destroy(f->skel);
 		free(f);
 		*state = NULL;
 		return 0;
 	}
-	add_geo4(f->skel, "198.51.100.0", 24, "CN", BF_VERDICT_FOREIGN);
-	add_geo4(f->skel, "192.0.2.0", 25, "MO", BF_VERDICT_APPROVED);
-	add_geo4(f->skel, "10.0.0.0", 8, "??", BF_VERDICT_LOCAL);
-	add_geo6(f->skel, "2001:db8:852::", 48, "HK", BF_VERDICT_APPROVED);
+	put_geo_tables(f->skel);
 	*state = f;
 	return 0;
 }
@@ -123,10 +101,6 @@ static int teardown(void **state)
 		borderflow_bpf__destroy(f->skel);
 		free(f);
 	}
-	if (trie4_fd >= 0)
-		close(trie4_fd);
-	if (trie6_fd >= 0)
-		close(trie6_fd);
 	return 0;
 }
 
