@@ -56,6 +56,9 @@ TOOL_H := $(wildcard tools/*.h)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
+UNIT_H := $(wildcard tests/unit/*.h)
+# The lookup program of the geolocation benchmark, which the unit tests also run.
+GEO_LOOKUP_SKEL := $(OUTPUT)/tests/geo_lookup.skel.h
 LAB_SRCS := $(wildcard tests/lab/*.c)
 LAB_BINS := $(patsubst tests/lab/%.c,$(OUTPUT)/tests/lab/%,$(LAB_SRCS))
 
@@ -71,7 +74,8 @@ FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all -std=gnu
 	$(shell $(PKG_CONFIG) --cflags libmaxminddb libcrypto)
 FUZZ_LDLIBS := $(shell $(PKG_CONFIG) --libs libmaxminddb libcrypto)
 # The geolocation part of the library, in an archive so that a target links only what it calls.
-FUZZ_LIB_SRCS := $(wildcard user/lib/geo*.c) user/lib/error.c
+# user/lib/geomap.c writes the kernel's tables, which the fuzz targets do not reach.
+FUZZ_LIB_SRCS := $(filter-out user/lib/geomap.c,$(wildcard user/lib/geo*.c)) user/lib/error.c
 FUZZ_LIB_OBJS := $(patsubst %.c,$(OUTPUT)/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
 FUZZ_LIB := $(OUTPUT)/fuzz/libgeo-fuzz.a
 FUZZ_HARNESS := $(OUTPUT)/fuzz/obj/tests/fuzz/harness.o
@@ -145,7 +149,18 @@ $(OUTPUT)/borderflow: $(TOOL_OBJS) $(LIB)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(OUTPUT)/tests/test_%: tests/unit/test_%.c $(LIB) $(LIB_H) $(MAPS_H) $(SKEL)
+$(OUTPUT)/tests/geo_lookup.bpf.o: tests/bench/geo_lookup.bpf.c tests/bench/geo_lookup.h \
+		$(OUTPUT)/vmlinux.h $(MAPS_H) $(BPF_H)
+	@mkdir -p $(@D)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(GEO_LOOKUP_SKEL): $(OUTPUT)/tests/geo_lookup.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name geo_lookup_bpf > $@
+
+$(OUTPUT)/tests/test_%: tests/unit/test_%.c $(LIB) $(LIB_H) $(MAPS_H) $(SKEL) $(GEO_LOOKUP_SKEL) \
+		$(UNIT_H)
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags cmocka) -o $@ $< $(LIB) \

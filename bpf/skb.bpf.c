@@ -565,7 +565,7 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 		geo = owner->peer_geo;
 		connected = true;
 	} else {
-		geo = bf_geo_lookup_cached(pkt.family, pkt.peer);
+		geo = bf_geo_lookup(pkt.family, pkt.peer);
 		if (owner && pkt.proto == BF_PROTO_TCP && !listening && takes_packet_peer(owner)) {
 			__builtin_memcpy(owner->peer, pkt.peer, 16);
 			owner->peer_port = pkt.peer_port;

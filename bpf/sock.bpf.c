@@ -158,7 +158,7 @@ static __always_inline void set_peer(struct bf_sock_owner *owner, __u8 family, c
 	}
 	__builtin_memcpy(owner->peer, addr, 16);
 	owner->peer_port = peer_port;
-	owner->peer_geo = bf_geo_lookup_cached(family, addr);
+	owner->peer_geo = bf_geo_lookup(family, addr);
 	owner->peer_family = family;
 }
 

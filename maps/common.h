@@ -16,7 +16,7 @@
 #define BF_APP_UNATTRIBUTED 0xffffffffu /* no owner: sockets older than the monitor, kernel */
 #define BF_MAX_APPS	    64u
 
-/* Verdicts of a destination, stored per prefix in the geolocation tries. */
+/* Verdicts of a destination, stored per range in the geolocation tables. */
 enum bf_verdict {
 	BF_VERDICT_LOCAL = 0,
 	BF_VERDICT_APPROVED = 1,

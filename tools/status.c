@@ -153,7 +153,7 @@ static void print_table(json_object *status)
 	       get_u64(status, "unattributed_bytes"), get_u64(status, "lost_events"));
 	if (json_object_object_get_ex(status, "geo", &geo)) {
 		printf("geolocation: %" PRIu64 " IPv4 and %" PRIu64
-		       " IPv6 prefixes in the kernel, from:\n",
+		       " IPv6 prefixes in force, from:\n",
 		       get_u64(geo, "prefixes_ipv4"), get_u64(geo, "prefixes_ipv6"));
 		if (json_object_object_get_ex(geo, "sources", &sources))
 			for (i = 0; i < json_object_array_length(sources); i++)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * borderflowd: loads the programs, fills the geolocation tries and the
+ * borderflowd: loads the programs, fills the geolocation tables and the
  * application matchers, attaches, and runs one event loop. Everything that
  * can be wrong in the configuration or the data is checked before anything
  * is attached, so a bad input never leaves a half-loaded policy in force.
@@ -187,7 +187,7 @@ static int start(struct bf_daemon *d, const struct options *opts, struct bf_erro
 	if (ret)
 		return ret;
 	bf_geo_history_add(d->history, d->generation, &d->table);
-	log_info("geolocation tries filled in %.3f s", elapsed_s(&step));
+	log_info("geolocation tables filled in %.3f s", elapsed_s(&step));
 	if (!ret)
 		ret = bf_monitor_fill_apps(&d->mon, &d->cfg, err);
 	if (!ret)

@@ -584,7 +584,7 @@ static void put_geo(FILE *out, const struct bf_daemon *d)
 	}
 
 	put_family(out, "borderflow_geo_prefixes", "gauge",
-		   "Prefixes in the geolocation tries in force, per address family.");
+		   "Prefixes of the geolocation data in force, per address family.");
 	put_u64(out, "borderflow_geo_prefixes", &(struct label){ "family", "ipv4" }, 1,
 		d->mon.prefixes4);
 	put_u64(out, "borderflow_geo_prefixes", &(struct label){ "family", "ipv6" }, 1,

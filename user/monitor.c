@@ -19,7 +19,7 @@
 #include "borderflow.skel.h"
 #include "log.h"
 #include "lib/apps.h"
-#include "lib/trie.h"
+#include "lib/geomap.h"
 #include "monitor.h"
 
 #include "../maps/geo.h"
@@ -158,76 +158,58 @@ struct bf_geo_value bf_monitor_geo_value(const struct bf_geo_table *table,
 }
 
 /*
- * Puts a filled trie in slot 0 of its array of maps. The update replaces
- * the old trie in one step: a lookup runs on the old or on the new one,
+ * Puts a filled table in slot 0 of its array of maps. The update replaces
+ * the old table in one step: a lookup runs on the old or on the new one,
  * and the kernel frees the old one when the last lookup on it is done.
  */
-static int put_in_place(struct bpf_map *outer, int trie_fd)
+static int put_in_place(struct bpf_map *outer, int table_fd)
 {
 	__u32 slot = 0;
 
-	return bpf_map_update_elem(bpf_map__fd(outer), &slot, &trie_fd, BPF_ANY);
+	return bpf_map_update_elem(bpf_map__fd(outer), &slot, &table_fd, BPF_ANY);
 }
 
 /*
- * Moves geo_epoch on, so that the lookup results in geo_cache no longer
- * match. It runs after the new tries are in place, because a result that a
- * program cached meanwhile, from the old or the new tries, has the old epoch.
- */
-static void next_geo_epoch(struct bf_monitor *mon)
-{
-	int fd = bpf_map__fd(mon->skel->maps.geo_epoch);
-	__u32 slot = 0, epoch = 0;
-
-	(void)bpf_map_lookup_elem(fd, &slot, &epoch);
-	epoch++;
-	if (bpf_map_update_elem(fd, &slot, &epoch, BPF_ANY))
-		log_warn("failed to move the geolocation cache to epoch %u: %s; lookups may "
-			 "use the previous data until the cached results age out",
-			 epoch, strerror(errno));
-}
-
-/*
- * The new tries fill aside, while the ones in force keep answering, and go
+ * The new tables fill aside, while the ones in force keep answering, and go
  * in place only when both are complete.
  */
 int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table,
 			const struct bf_config *cfg, uint16_t generation, struct bf_error *err)
 {
-	struct bf_trie_fill filled = { 0 };
-	size_t n4 = 0, n6 = 0;
+	struct bf_geo_map_fill filled = { 0 };
+	size_t n4 = 0, n6 = 0, prefixes4 = 0, prefixes6 = 0;
 	int fd4, fd6, ret;
 
-	ret = bf_geo_count_prefixes(table, &n4, &n6);
+	ret = bf_geo_map_count(table, &n4, &n6);
+	if (!ret)
+		ret = bf_geo_count_prefixes(table, &prefixes4, &prefixes6);
 	if (ret)
-		return bf_error_set(err, ret, "failed to count geolocation prefixes: %s",
+		return bf_error_set(err, ret, "failed to count geolocation ranges: %s",
 				    strerror(-ret));
-	fd4 = bf_trie_create(4, n4);
-	fd6 = bf_trie_create(6, n6);
+	fd4 = bf_geo_map_create(4, n4);
+	fd6 = bf_geo_map_create(6, n6);
 	if (fd4 < 0 || fd6 < 0) {
 		ret = fd4 < 0 ? fd4 : fd6;
 		bf_error_set(err, ret,
-			     "failed to create geolocation tries for %zu and %zu prefixes: %s", n4,
+			     "failed to create geolocation tables for %zu and %zu ranges: %s", n4,
 			     n6, strerror(-ret));
 		goto out;
 	}
-	ret = bf_trie_fill(fd4, fd6, table, cfg, generation, &filled, err);
+	ret = bf_geo_map_fill(fd4, fd6, table, cfg, generation, &filled, err);
 	if (ret)
 		goto out;
 	ret = put_in_place(mon->skel->maps.geo4, fd4);
 	if (!ret)
 		ret = put_in_place(mon->skel->maps.geo6, fd6);
-	/* Also after a failure: the IPv4 trie may be in place without the IPv6 one. */
-	next_geo_epoch(mon);
 	if (ret) {
-		bf_error_set(err, ret, "failed to put the geolocation tries in place: %s",
+		bf_error_set(err, ret, "failed to put the geolocation tables in place: %s",
 			     strerror(-ret));
 		goto out;
 	}
-	mon->prefixes4 = filled.written4;
-	mon->prefixes6 = filled.written6;
+	mon->prefixes4 = prefixes4;
+	mon->prefixes6 = prefixes6;
 out:
-	/* The arrays of maps hold their own references to tries in place. */
+	/* The arrays of maps hold their own references to tables in place. */
 	if (fd4 >= 0)
 		close(fd4);
 	if (fd6 >= 0)

@@ -26,7 +26,7 @@ struct bf_monitor {
 	size_t nlinks;
 	int cgroup_fd;
 	char cgroup_path[4096];
-	size_t prefixes4; /* prefixes written to the geolocation tries */
+	size_t prefixes4; /* prefixes of the geolocation data in force */
 	size_t prefixes6;
 	size_t missing_paths; /* "path =" entries that did not exist at start */
 	int pin_fd; /* the pin folder, locked while this daemon uses it; -1 without pinning */
@@ -44,9 +44,9 @@ struct bf_monitor {
 int bf_monitor_load(struct bf_monitor *mon, const struct bf_config *cfg, struct bf_error *err);
 
 /*
- * Writes every prefix of table, with its verdict under cfg and the number
- * of the generation, into new tries, and puts them in place of the ones in
- * force. On error the tries in force are unchanged.
+ * Writes every range of table, with its verdict under cfg and the number
+ * of the generation, into new tables, and puts them in place of the ones in
+ * force. On error the tables in force are unchanged.
  */
 int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table,
 			const struct bf_config *cfg, uint16_t generation, struct bf_error *err);
@@ -77,7 +77,7 @@ int bf_monitor_seed_sockets(struct bf_monitor *mon, const struct bf_geo_table *t
 			    const struct bf_config *cfg);
 
 /*
- * Returns the value the geolocation tries hold for an address (family 4 or
+ * Returns the value the geolocation tables hold for an address (family 4 or
  * 6, network order): country, verdict under cfg and source, or no country
  * and the verdict unknown when no range covers it.
  */

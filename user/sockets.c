@@ -89,7 +89,7 @@ static void read_cgroup_id(struct process_info *proc, const char *cgroup_root)
 	fclose(f);
 }
 
-/* Fills the connected peer of fd, if any, and its geolocation as the kernel trie has it. */
+/* Fills the connected peer of fd, if any, and its geolocation as the kernel table has it. */
 static void read_peer(int fd, struct bf_sock_owner *owner, const struct bf_geo_table *table,
 		      const struct bf_config *cfg)
 {

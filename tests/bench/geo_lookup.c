@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Geolocation benchmark: how long the data takes to load into the kernel's
- * LPM tries, and how many lookups per second the kernel tries, the userspace
- * table and libmaxminddb make on the same addresses.
+ * geolocation tables, and how many lookups per second the kernel tables,
+ * the userspace table and libmaxminddb make on the same addresses.
  *
  *	geo_lookup ranges [--data FILE]...
  *	geo_lookup run --mmdb FILE [--data FILE]... [--addresses N] [--seed N]
@@ -13,10 +13,10 @@
  * mmdb that "run" compares against.
  *
  * "run" loads the data the way user/monitor.c does (parse, flatten, count
- * the prefixes, one trie per family filled by batch updates on two threads),
- * --load-runs times. Then it looks the same pseudo-random addresses up in
- * each contender, once to compare their countries and then --rounds times,
- * and prints two tables and a "bench-json:" line. It never judges a timing,
+ * the ranges, one table per family written through mmap()), --load-runs
+ * times. Then it looks the same pseudo-random addresses up in each
+ * contender, once to compare their countries and then --rounds times, and
+ * prints two tables and a "bench-json:" line. It never judges a timing,
  * but it exits 3 when a contender's countries differ from the userspace
  * table's; it exits 1 on any other failure and 2 on invalid options.
  */
@@ -43,7 +43,9 @@
 #include "maps/geo.h"
 #include "user/lib/config.h"
 #include "user/lib/geo.h"
-#include "user/lib/trie.h"
+#include "user/lib/geomap.h"
+
+#include "geo_lookup.h"
 
 #define DEFAULT_ADDRESSES 1000000UL
 #define MAX_ADDRESSES	  10000000UL
@@ -72,7 +74,7 @@ enum contender {
 };
 
 static const char *const contender_names[CONTENDER_COUNT] = {
-	[CONTENDER_KERNEL] = "kernel tries, BPF_PROG_TEST_RUN",
+	[CONTENDER_KERNEL] = "kernel tables, BPF_PROG_TEST_RUN",
 	[CONTENDER_USER] = "userspace table, bf_geo_lookup4/6",
 	[CONTENDER_MMDB] = "libmaxminddb, MMDB_lookup_sockaddr",
 	[CONTENDER_MMDB_COUNTRY] = "libmaxminddb, lookup + country",
@@ -103,17 +105,16 @@ struct load_times {
 	double flatten_s;
 	double count_s;
 	double create_s;
-	double fill_s;	/* both threads, from start to join */
-	double fill4_s; /* the IPv4 thread alone */
+	double fill_s;	/* both tables */
+	double fill4_s; /* the IPv4 table alone */
 	double fill6_s;
 	double total_s;
 };
 
-struct tries {
+struct tables {
 	int fd4;
 	int fd6;
-	size_t prefixes4; /* written */
-	size_t prefixes6;
+	struct bf_geo_map_fill filled;
 };
 
 /* An address of either family, as libmaxminddb takes it. */
@@ -127,7 +128,7 @@ union sockaddr_any {
 struct lookup_set {
 	size_t count;
 	size_t count4;
-	struct bf_geo6_key *addrs; /* prefixlen 32: IPv4 in addr[0..3]; 128: IPv6 */
+	struct geo_lookup_addr *addrs;
 	union sockaddr_any *sockaddrs;
 	uint16_t *countries[CONTENDER_COUNT]; /* BF_CC(); BF_CC_NONE when no range covers it */
 	size_t hits[CONTENDER_COUNT];
@@ -206,69 +207,64 @@ static int load_table(const struct options *o, struct bf_geo_table *table, struc
 	return ret;
 }
 
-static int create_tries(const struct bf_geo_table *table, struct tries *tries,
-			struct load_times *times, struct bf_error *err)
+static int create_tables(const struct bf_geo_table *table, struct tables *tables,
+			 struct load_times *times, struct bf_error *err)
 {
 	size_t n4, n6;
 	double t0;
 	int ret;
 
 	t0 = now_s();
-	ret = bf_geo_count_prefixes(table, &n4, &n6);
+	ret = bf_geo_map_count(table, &n4, &n6);
 	if (ret)
-		return bf_error_set(err, ret, "failed to count geolocation prefixes: %s",
+		return bf_error_set(err, ret, "failed to count geolocation ranges: %s",
 				    strerror(-ret));
 	times->count_s = now_s() - t0;
 
 	t0 = now_s();
-	tries->fd4 = bf_trie_create(4, n4);
-	if (tries->fd4 < 0)
-		return bf_error_set(err, tries->fd4, "failed to create the IPv4 trie: %s",
-				    strerror(-tries->fd4));
-	tries->fd6 = bf_trie_create(6, n6);
-	if (tries->fd6 < 0)
-		return bf_error_set(err, tries->fd6, "failed to create the IPv6 trie: %s",
-				    strerror(-tries->fd6));
+	tables->fd4 = bf_geo_map_create(4, n4);
+	if (tables->fd4 < 0)
+		return bf_error_set(err, tables->fd4, "failed to create the IPv4 table: %s",
+				    strerror(-tables->fd4));
+	tables->fd6 = bf_geo_map_create(6, n6);
+	if (tables->fd6 < 0)
+		return bf_error_set(err, tables->fd6, "failed to create the IPv6 table: %s",
+				    strerror(-tables->fd6));
 	times->create_s = now_s() - t0;
 	return 0;
 }
 
-/* Fills the tries with the daemon's own code (user/lib/trie.c), IPv6 on a second thread. */
-static int fill_tries(const struct bf_geo_table *table, struct tries *tries,
-		      struct load_times *times, struct bf_error *err)
+/* Fills the tables with the daemon's own code (user/lib/geomap.c). */
+static int fill_tables(const struct bf_geo_table *table, struct tables *tables,
+		       struct load_times *times, struct bf_error *err)
 {
 	static struct bf_config cfg;
-	struct bf_trie_fill filled = { 0 };
 	double t0;
 	int ret;
 
 	bf_config_defaults(&cfg);
 	t0 = now_s();
-	ret = bf_trie_fill(tries->fd4, tries->fd6, table, &cfg, 0, &filled, err);
+	ret = bf_geo_map_fill(tables->fd4, tables->fd6, table, &cfg, 0, &tables->filled, err);
 	times->fill_s = now_s() - t0;
-	times->fill4_s = filled.seconds4;
-	times->fill6_s = filled.seconds6;
-	if (ret)
-		return ret;
-	tries->prefixes4 = filled.written4;
-	tries->prefixes6 = filled.written6;
-	return 0;
+	times->fill4_s = tables->filled.seconds4;
+	times->fill6_s = tables->filled.seconds6;
+	return ret;
 }
 
-static void close_tries(struct tries *tries)
+static void close_tables(struct tables *tables)
 {
-	if (tries->fd4 >= 0)
-		close(tries->fd4);
-	if (tries->fd6 >= 0)
-		close(tries->fd6);
-	tries->fd4 = tries->fd6 = -1;
+	if (tables->fd4 >= 0)
+		close(tables->fd4);
+	if (tables->fd6 >= 0)
+		close(tables->fd6);
+	tables->fd4 = tables->fd6 = -1;
 }
 
 /*
- * Loads the data into new tries load_runs times. The table and the tries
- * of the last run stay for the lookups; the others are freed.
+ * Loads the data into new tables load_runs times. The table and the kernel
+ * tables of the last run stay for the lookups; the others are freed.
  */
-static int load_all(const struct options *o, struct bf_geo_table *table, struct tries *tries,
+static int load_all(const struct options *o, struct bf_geo_table *table, struct tables *tables,
 		    struct load_times *runs)
 {
 	struct bf_error err = { "" };
@@ -278,15 +274,15 @@ static int load_all(const struct options *o, struct bf_geo_table *table, struct 
 
 	for (run = 0; run < o->load_runs; run++) {
 		if (run) {
-			close_tries(tries);
+			close_tables(tables);
 			bf_geo_table_free(table);
 		}
 		t0 = now_s();
 		ret = load_table(o, table, &runs[run], &err);
 		if (!ret)
-			ret = create_tries(table, tries, &runs[run], &err);
+			ret = create_tables(table, tables, &runs[run], &err);
 		if (!ret)
-			ret = fill_tries(table, tries, &runs[run], &err);
+			ret = fill_tables(table, tables, &runs[run], &err);
 		if (ret) {
 			fprintf(stderr, "geo_lookup: %s\n", err.msg);
 			return ret;
@@ -320,7 +316,7 @@ static void u128_to_bytes(unsigned __int128 v, uint8_t bytes[16])
 
 /* An IPv4 address inside a random range of the table, or anywhere in RANDOM_PERCENT of cases. */
 static void random_addr4(const struct bf_geo_table *table, unsigned short state[3],
-			 struct bf_geo6_key *key)
+			 struct geo_lookup_addr *key)
 {
 	uint32_t host, be;
 
@@ -334,13 +330,13 @@ static void random_addr4(const struct bf_geo_table *table, unsigned short state[
 	}
 	be = htonl(host);
 	memset(key, 0, sizeof(*key));
-	key->prefixlen = 32;
+	key->family = 4;
 	memcpy(key->addr, &be, 4);
 }
 
 /* An IPv6 address inside a random range of the table, or in 2000::/3 in RANDOM_PERCENT of cases. */
 static void random_addr6(const struct bf_geo_table *table, unsigned short state[3],
-			 struct bf_geo6_key *key)
+			 struct geo_lookup_addr *key)
 {
 	unsigned __int128 random = (unsigned __int128)random64(state) << 64 | random64(state);
 	unsigned __int128 addr;
@@ -355,14 +351,14 @@ static void random_addr6(const struct bf_geo_table *table, unsigned short state[
 		/* span is 0 only for the whole address space. */
 		addr = first + (span ? random % span : random);
 	}
-	key->prefixlen = 128;
+	key->family = 6;
 	u128_to_bytes(addr, key->addr);
 }
 
-static void fill_sockaddr(const struct bf_geo6_key *key, union sockaddr_any *out)
+static void fill_sockaddr(const struct geo_lookup_addr *key, union sockaddr_any *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (key->prefixlen == 32) {
+	if (key->family == 4) {
 		out->in.sin_family = AF_INET;
 		memcpy(&out->in.sin_addr, key->addr, 4);
 	} else {
@@ -408,7 +404,7 @@ static int make_addresses(const struct options *o, const struct bf_geo_table *ta
 	}
 	for (i = set->count - 1; i > 0; i--) {
 		size_t j = random64(state) % (i + 1);
-		struct bf_geo6_key tmp = set->addrs[i];
+		struct geo_lookup_addr tmp = set->addrs[i];
 
 		set->addrs[i] = set->addrs[j];
 		set->addrs[j] = tmp;
@@ -449,25 +445,26 @@ static int skip_unused_maps(struct geo_lookup_bpf *skel)
 }
 
 /*
- * Puts a trie in slot 0 of its array of maps (geo4 or geo6), as the daemon
+ * Puts a table in slot 0 of its array of maps (geo4 or geo6), as the daemon
  * does. Earlier versions of bpf/maps.bpf.h declare geo4 and geo6 as the
- * tries themselves, and then the program uses the benchmark's tries in their
+ * maps themselves, and then the program uses the benchmark's maps in their
  * place, so that the benchmark also measures those versions.
  */
-static int put_in_place(struct bpf_map *map, int trie_fd, bool loaded)
+static int put_in_place(struct bpf_map *map, int table_fd, bool loaded)
 {
 	__u32 slot = 0;
 
 	if (bpf_map__type(map) == BPF_MAP_TYPE_ARRAY_OF_MAPS)
-		return loaded ? bpf_map_update_elem(bpf_map__fd(map), &slot, &trie_fd, BPF_ANY) : 0;
-	return loaded ? 0 : bpf_map__reuse_fd(map, trie_fd);
+		return loaded ? bpf_map_update_elem(bpf_map__fd(map), &slot, &table_fd, BPF_ANY)
+			      : 0;
+	return loaded ? 0 : bpf_map__reuse_fd(map, table_fd);
 }
 
 /*
- * Loads the lookup program with the last load's tries. The other maps of
+ * Loads the lookup program with the last load's tables. The other maps of
  * bpf/maps.bpf.h are not created.
  */
-static int load_program(struct geo_lookup_bpf *skel, const struct tries *tries, size_t count)
+static int load_program(struct geo_lookup_bpf *skel, const struct tables *tables, size_t count)
 {
 	const char *step = "load";
 	int ret;
@@ -479,9 +476,9 @@ static int load_program(struct geo_lookup_bpf *skel, const struct tries *tries, 
 	}
 	ret = skip_unused_maps(skel);
 	if (!ret)
-		ret = put_in_place(skel->maps.geo4, tries->fd4, false);
+		ret = put_in_place(skel->maps.geo4, tables->fd4, false);
 	if (!ret)
-		ret = put_in_place(skel->maps.geo6, tries->fd6, false);
+		ret = put_in_place(skel->maps.geo6, tables->fd6, false);
 	if (!ret)
 		ret = bpf_map__set_max_entries(skel->maps.addrs, count);
 	if (!ret)
@@ -489,11 +486,11 @@ static int load_program(struct geo_lookup_bpf *skel, const struct tries *tries, 
 	if (!ret)
 		ret = geo_lookup_bpf__load(skel);
 	if (!ret) {
-		step = "put the tries in place for";
-		ret = put_in_place(skel->maps.geo4, tries->fd4, true);
+		step = "put the tables in place for";
+		ret = put_in_place(skel->maps.geo4, tables->fd4, true);
 	}
 	if (!ret)
-		ret = put_in_place(skel->maps.geo6, tries->fd6, true);
+		ret = put_in_place(skel->maps.geo6, tables->fd6, true);
 	if (ret)
 		fprintf(stderr, "geo_lookup: failed to %s tests/bench/geo_lookup.bpf.c: %s\n", step,
 			strerror(-ret));
@@ -560,7 +557,7 @@ static int read_kernel_countries(struct geo_lookup_bpf *skel, struct lookup_set 
 }
 
 /*
- * Looks every address up in the kernel tries, RUN_LOOKUPS per test run.
+ * Looks every address up in the kernel tables, RUN_LOOKUPS per test run.
  * Returns the seconds from the first run's start to the last run's end, and
  * in run_ns the sum of the durations that the kernel measured.
  */
@@ -604,10 +601,10 @@ static double run_user(const struct bf_geo_table *table, struct lookup_set *set)
 	double t0 = now_s();
 
 	for (size_t i = 0; i < set->count; i++) {
-		const struct bf_geo6_key *key = &set->addrs[i];
+		const struct geo_lookup_addr *key = &set->addrs[i];
 		uint16_t country = BF_CC_NONE;
 
-		if (key->prefixlen == 32) {
+		if (key->family == 4) {
 			const struct bf_range4 *r;
 			uint32_t be;
 
@@ -635,7 +632,7 @@ static int mmdb_failed(const struct lookup_set *set, size_t i, int gai_error, in
 {
 	char text[INET6_ADDRSTRLEN];
 
-	inet_ntop(set->addrs[i].prefixlen == 32 ? AF_INET : AF_INET6, set->addrs[i].addr, text,
+	inet_ntop(set->addrs[i].family == 4 ? AF_INET : AF_INET6, set->addrs[i].addr, text,
 		  sizeof(text));
 	fprintf(stderr, "geo_lookup: MMDB_lookup_sockaddr of '%s' failed: %s\n", text,
 		gai_error ? gai_strerror(gai_error) : MMDB_strerror(mmdb_error));
@@ -698,7 +695,7 @@ static void print_mismatch(const struct lookup_set *set, enum contender c, size_
 {
 	char text[INET6_ADDRSTRLEN], got[3], expected[3];
 
-	inet_ntop(set->addrs[i].prefixlen == 32 ? AF_INET : AF_INET6, set->addrs[i].addr, text,
+	inet_ntop(set->addrs[i].family == 4 ? AF_INET : AF_INET6, set->addrs[i].addr, text,
 		  sizeof(text));
 	bf_country_format(set->countries[c][i], got);
 	bf_country_format(set->countries[CONTENDER_USER][i], expected);
@@ -799,8 +796,9 @@ static void print_step(const char *name, const struct load_times *runs, size_t n
 }
 
 static void print_load(const struct options *o, const struct load_times *runs,
-		       const struct tries *tries, const struct bf_geo_table *table)
+		       const struct tables *tables, const struct bf_geo_table *table)
 {
+	const struct bf_geo_map_fill *filled = &tables->filled;
 	char name[80];
 
 	printf("  %-36s %-11s %-30s %s\n", "load step", "median (s)", "runs (s)", "target");
@@ -811,14 +809,15 @@ static void print_load(const struct options *o, const struct load_times *runs,
 	}
 	snprintf(name, sizeof(name), "flatten (%zu + %zu ranges)", table->n4, table->n6);
 	print_step(name, runs, o->load_runs, offsetof(struct load_times, flatten_s), "");
-	print_step("count prefixes", runs, o->load_runs, offsetof(struct load_times, count_s), "");
-	print_step("create the 2 tries", runs, o->load_runs, offsetof(struct load_times, create_s),
+	print_step("count ranges", runs, o->load_runs, offsetof(struct load_times, count_s), "");
+	print_step("create the 2 tables", runs, o->load_runs, offsetof(struct load_times, create_s),
 		   "");
-	print_step("fill the tries, 2 threads", runs, o->load_runs,
-		   offsetof(struct load_times, fill_s), "");
-	snprintf(name, sizeof(name), "  IPv4 thread, %zu prefixes", tries->prefixes4);
+	print_step("fill the tables", runs, o->load_runs, offsetof(struct load_times, fill_s), "");
+	snprintf(name, sizeof(name), "  IPv4, %zu ranges, %.1f MiB", filled->ranges4,
+		 filled->bytes4 / 1048576.0);
 	print_step(name, runs, o->load_runs, offsetof(struct load_times, fill4_s), "");
-	snprintf(name, sizeof(name), "  IPv6 thread, %zu prefixes", tries->prefixes6);
+	snprintf(name, sizeof(name), "  IPv6, %zu ranges, %.1f MiB", filled->ranges6,
+		 filled->bytes6 / 1048576.0);
 	print_step(name, runs, o->load_runs, offsetof(struct load_times, fill6_s), "");
 	print_step("total", runs, o->load_runs, offsetof(struct load_times, total_s), "< 1");
 	if (o->mmdb_write_s >= 0)
@@ -854,9 +853,8 @@ static void print_lookups(const struct options *o, const struct lookup_set *set,
 	printf("  medians of %lu rounds, spread (max-min)/median; %zu addresses: %zu IPv4, %zu "
 	       "IPv6, seed %lu\n",
 	       o->rounds, set->count, set->count4, set->count - set->count4, o->seed);
-	printf("  with a country: kernel %zu, userspace %zu, libmaxminddb %zu; a prefix found in "
-	       "the "
-	       "kernel tries: %zu\n",
+	printf("  with a country: kernel %zu, userspace %zu, libmaxminddb %zu; a range of the data "
+	       "found in the kernel tables: %zu\n",
 	       count_countries(set, CONTENDER_KERNEL), count_countries(set, CONTENDER_USER),
 	       count_countries(set, CONTENDER_MMDB_COUNTRY), set->hits[CONTENDER_KERNEL]);
 	printf("  countries other than the userspace table's: kernel %zu, libmaxminddb %zu%s\n",
@@ -959,7 +957,7 @@ static void json_add_lookups(struct json_object *out, const struct options *o,
 }
 
 static void print_json(const struct options *o, const struct load_times *runs,
-		       const struct tries *tries, const struct bf_geo_table *table,
+		       const struct tables *tables, const struct bf_geo_table *table,
 		       const struct lookup_set *set, const struct lookup_rates *rates,
 		       const size_t mismatches[])
 {
@@ -968,8 +966,10 @@ static void print_json(const struct options *o, const struct load_times *runs,
 	json_object_object_add(out, "name", json_object_new_string("geo_lookup"));
 	json_object_object_add(out, "ranges4", json_object_new_int64(table->n4));
 	json_object_object_add(out, "ranges6", json_object_new_int64(table->n6));
-	json_object_object_add(out, "prefixes4", json_object_new_int64(tries->prefixes4));
-	json_object_object_add(out, "prefixes6", json_object_new_int64(tries->prefixes6));
+	json_object_object_add(out, "table_ranges4", json_object_new_int64(tables->filled.ranges4));
+	json_object_object_add(out, "table_ranges6", json_object_new_int64(tables->filled.ranges6));
+	json_object_object_add(out, "table_bytes4", json_object_new_int64(tables->filled.bytes4));
+	json_object_object_add(out, "table_bytes6", json_object_new_int64(tables->filled.bytes6));
 	json_add_steps(out, o, runs);
 	json_object_object_add(out, "target_total_s", json_object_new_int(1));
 	json_object_object_add(out, "mmdb_write_s",
@@ -1013,7 +1013,7 @@ static int open_mmdb(const char *path, MMDB_s *mmdb)
 
 /* Returns 0, 1 when the contenders' countries differ, or a negative errno. */
 static int lookup_all(const struct options *o, struct geo_lookup_bpf *skel, MMDB_s *mmdb,
-		      const struct bf_geo_table *table, const struct tries *tries,
+		      const struct bf_geo_table *table, const struct tables *tables,
 		      const struct load_times *runs)
 {
 	static struct lookup_rates rates;
@@ -1025,7 +1025,7 @@ static int lookup_all(const struct options *o, struct geo_lookup_bpf *skel, MMDB
 	if (ret == -ENOMEM)
 		fprintf(stderr, "geo_lookup: failed to allocate %lu addresses\n", o->addresses);
 	if (!ret)
-		ret = load_program(skel, tries, set.count);
+		ret = load_program(skel, tables, set.count);
 	if (!ret)
 		ret = write_addresses(skel, &set);
 	if (!ret) {
@@ -1038,9 +1038,9 @@ static int lookup_all(const struct options *o, struct geo_lookup_bpf *skel, MMDB
 		ret = measure(o, skel, table, mmdb, &set, &rates);
 	}
 	if (!ret) {
-		print_load(o, runs, tries, table);
+		print_load(o, runs, tables, table);
 		print_lookups(o, &set, &rates, mismatches);
-		print_json(o, runs, tries, table, &set, &rates, mismatches);
+		print_json(o, runs, tables, table, &set, &rates, mismatches);
 		ret = mismatches[CONTENDER_KERNEL] || mismatches[CONTENDER_MMDB_COUNTRY];
 	}
 	free_addresses(&set);
@@ -1050,7 +1050,7 @@ static int lookup_all(const struct options *o, struct geo_lookup_bpf *skel, MMDB
 static int run(const struct options *o)
 {
 	static struct load_times runs[MAX_LOAD_RUNS];
-	struct tries tries = { .fd4 = -1, .fd6 = -1 };
+	struct tables tables = { .fd4 = -1, .fd6 = -1 };
 	struct geo_lookup_bpf *skel;
 	struct bf_geo_table table;
 	MMDB_s mmdb;
@@ -1066,11 +1066,11 @@ static int run(const struct options *o)
 		MMDB_close(&mmdb);
 		return ret;
 	}
-	ret = load_all(o, &table, &tries, runs);
+	ret = load_all(o, &table, &tables, runs);
 	if (!ret)
-		ret = lookup_all(o, skel, &mmdb, &table, &tries, runs);
+		ret = lookup_all(o, skel, &mmdb, &table, &tables, runs);
 	geo_lookup_bpf__destroy(skel);
-	close_tries(&tries);
+	close_tables(&tables);
 	bf_geo_table_free(&table);
 	MMDB_close(&mmdb);
 	return ret;
@@ -1140,9 +1140,9 @@ static void usage(FILE *f)
 		"\n"
 		"  ranges  print the flattened table as \"first,last,CC\" lines, for\n"
 		"          tests/bench/geo_mmdb_write.pl\n"
-		"  run     measure loading the data into LPM tries, then lookups per second in "
-		"the\n"
-		"          kernel tries, the userspace table and the mmdb; run as root\n"
+		"  run     measure loading the data into the kernel's tables, then lookups per\n"
+		"          second in the kernel tables, the userspace table and the mmdb; run as\n"
+		"          root\n"
 		"\n"
 		"  --data FILE               geolocation file, repeatable, in layer order\n"
 		"                            (default /usr/share/borderflow/geoip and geoip6)\n"

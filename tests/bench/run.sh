@@ -8,8 +8,8 @@
 #      the same with empty programs on the same hooks, the floor of any program there
 #   3. daemon start time with the default geolocation data (target < 1.5 s) and resident
 #      memory after start (target < 64 MiB)
-#   4. geolocation, without the daemon: loading the default data into LPM tries as the daemon
-#      does (target < 1 s), then lookups per second of the same addresses in the kernel tries
+#   4. geolocation, without the daemon: loading the default data into the kernel's tables as the
+#      daemon does (target < 1 s), then lookups per second of the same addresses in those tables
 #      through BPF_PROG_TEST_RUN, in the userspace table and in libmaxminddb on an mmdb written
 #      from the same table (target: kernel and userspace at least as fast as libmaxminddb),
 #      and the number of addresses for which their countries differ
@@ -641,8 +641,8 @@ bench_geo() {
 	local -a data=()
 
 	echo
-	echo "== 4. Geolocation: loading ${DEFAULT_GEO_DATA[*]} into LPM tries, runs:" \
-		"$GEO_LOAD_RUNS; then $GEO_ADDRESSES lookups in the kernel tries, the userspace" \
+	echo "== 4. Geolocation: loading ${DEFAULT_GEO_DATA[*]} into the kernel's tables, runs:" \
+		"$GEO_LOAD_RUNS; then $GEO_ADDRESSES lookups in the kernel tables, the userspace" \
 		"table and libmaxminddb, rounds: $GEO_ROUNDS"
 	for f in "${DEFAULT_GEO_DATA[@]}"; do
 		if [ -z "$error" ] && [ ! -s "$f" ]; then
@@ -690,7 +690,7 @@ print_header() {
 }
 
 # Picks the geolocation data for the traffic benchmarks: the default data when installed, so
-# that lookups walk tries of the real size, with the benchmark ranges layered above it.
+# that lookups search tables of the real size, with the benchmark ranges layered above it.
 choose_geo_files() {
 	local f
 

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "borderflow.skel.h"
+#include "geo_tables.h"
 #include "maps/flow.h"
 #include "maps/geo.h"
 
@@ -48,44 +49,24 @@ static bool in_ci(void)
 	return ci && !strcmp(ci, "true");
 }
 
-/* The tries of the test, in slot 0 of the geo4 and geo6 arrays of maps once created. */
-static int trie4_fd = -1, trie6_fd = -1;
-
-static int create_tries(struct borderflow_bpf *skel)
+/*
+ * The geolocation data of the tests in slot 0 of geo4 and geo6, with the
+ * verdicts of the default [policy] (approved MO HK).
+ */
+static void put_geo_tables(struct borderflow_bpf *skel)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
-	__u32 slot = 0;
+	static struct bf_config cfg;
+	struct bf_geo_table t;
 
-	trie4_fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "test_geo4", sizeof(struct bf_geo4_key),
-				  sizeof(struct bf_geo_value), 64, &opts);
-	trie6_fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "test_geo6", sizeof(struct bf_geo6_key),
-				  sizeof(struct bf_geo_value), 64, &opts);
-	if (trie4_fd < 0 || trie6_fd < 0)
-		return -1;
-	if (bpf_map_update_elem(bpf_map__fd(skel->maps.geo4), &slot, &trie4_fd, BPF_ANY) ||
-	    bpf_map_update_elem(bpf_map__fd(skel->maps.geo6), &slot, &trie6_fd, BPF_ANY))
-		return -1;
-	return 0;
-}
-
-static void add_geo4(struct borderflow_bpf *skel, const char *net, unsigned int len, const char *cc,
-		     uint8_t verdict)
-{
-	struct bf_geo4_key key = { .prefixlen = len };
-	struct bf_geo_value value = { .country = BF_CC(cc[0], cc[1]), .verdict = verdict };
-
-	assert_int_equal(inet_pton(AF_INET, net, key.addr), 1);
-	assert_int_equal(bpf_map_update_elem(trie4_fd, &key, &value, BPF_ANY), 0);
-}
-
-static void add_geo6(struct borderflow_bpf *skel, const char *net, unsigned int len, const char *cc,
-		     uint8_t verdict)
-{
-	struct bf_geo6_key key = { .prefixlen = len };
-	struct bf_geo_value value = { .country = BF_CC(cc[0], cc[1]), .verdict = verdict };
-
-	assert_int_equal(inet_pton(AF_INET6, net, key.addr), 1);
-	assert_int_equal(bpf_map_update_elem(trie6_fd, &key, &value, BPF_ANY), 0);
+	bf_config_defaults(&cfg);
+	test_table_init(&t);
+	test_table_add(&t, "10.0.0.0", "10.255.255.255", BF_CC('?', '?'), TEST_SOURCE_BUILTIN);
+	test_table_add(&t, "192.0.2.0", "192.0.2.127", BF_CC('M', 'O'), TEST_SOURCE_DATA);
+	test_table_add(&t, "198.51.100.0", "198.51.100.255", BF_CC('C', 'N'), TEST_SOURCE_DATA);
+	test_table_add(&t, "2001:db8:852::", "2001:db8:852:ffff:ffff:ffff:ffff:ffff",
+		       BF_CC('H', 'K'), TEST_SOURCE_DATA);
+	test_tables_put(&t, &cfg, 1, bpf_map__fd(skel->maps.geo4), bpf_map__fd(skel->maps.geo6));
+	bf_geo_table_free(&t);
 }
 
 static int setup(void **state)
@@ -101,16 +82,13 @@ static int setup(void **state)
 		return 0;
 	}
 	f->skel = borderflow_bpf__open();
-	if (!f->skel || borderflow_bpf__load(f->skel) || create_tries(f->skel)) {
+	if (!f->skel || borderflow_bpf__load(f->skel)) {
 		borderflow_bpf__destroy(f->skel);
 		free(f);
 		*state = NULL;
 		return 0;
 	}
-	add_geo4(f->skel, "198.51.100.0", 24, "CN", BF_VERDICT_FOREIGN);
-	add_geo4(f->skel, "192.0.2.0", 25, "MO", BF_VERDICT_APPROVED);
-	add_geo4(f->skel, "10.0.0.0", 8, "??", BF_VERDICT_LOCAL);
-	add_geo6(f->skel, "2001:db8:852::", 48, "HK", BF_VERDICT_APPROVED);
+	put_geo_tables(f->skel);
 	*state = f;
 	return 0;
 }
@@ -123,10 +101,6 @@ static int teardown(void **state)
 		borderflow_bpf__destroy(f->skel);
 		free(f);
 	}
-	if (trie4_fd >= 0)
-		close(trie4_fd);
-	if (trie6_fd >= 0)
-		close(trie6_fd);
 	return 0;
 }
 
@@ -385,46 +359,29 @@ static void test_non_ip_counted_as_unparsed(void **state)
 	assert_int_equal(after - before, 1);
 }
 
-/* Moves geo_epoch on, as the daemon does after it puts new tries in place. */
-static void next_geo_epoch(struct borderflow_bpf *skel)
-{
-	int fd = bpf_map__fd(skel->maps.geo_epoch);
-	__u32 slot = 0, epoch = 0;
-
-	assert_int_equal(bpf_map_lookup_elem(fd, &slot, &epoch), 0);
-	epoch++;
-	assert_int_equal(bpf_map_update_elem(fd, &slot, &epoch, BPF_ANY), 0);
-}
-
 /*
- * A reload puts a new trie in place and then moves the epoch on. The next
- * lookup of an address then returns the value of the new trie, not the
- * result of the old one that geo_cache kept.
+ * A reload puts a new table in place. The next packet to an address is
+ * then counted under the country of the new table.
  */
-static void test_new_trie_answers_after_epoch_moves(void **state)
+static void test_new_table_answers_after_swap(void **state)
 {
 	struct borderflow_bpf *skel = need_skel(state);
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
-	struct bf_geo_value us = { .country = BF_CC('U', 'S'), .verdict = BF_VERDICT_FOREIGN };
-	struct bf_geo4_key key = { .prefixlen = 24 };
 	struct bf_total_value cn_before, cn_after, us_before, us_after;
-	int geo4_fd = bpf_map__fd(skel->maps.geo4), new_fd;
+	static struct bf_config cfg;
+	struct bf_geo_table t;
 	uint8_t packet[256];
 	size_t len = build_tcp4(packet, "203.0.113.9", "198.51.100.77", 20, 10);
-	__u32 slot = 0;
 
 	cn_before = read_total(skel, "CN", BF_VERDICT_FOREIGN, IPPROTO_TCP);
 	run_packet(skel->progs.bf_egress, packet, len, 0);
 	cn_after = read_total(skel, "CN", BF_VERDICT_FOREIGN, IPPROTO_TCP);
 	assert_int_equal(cn_after.transmit_packets - cn_before.transmit_packets, 1);
 
-	new_fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "test_geo4_new", sizeof(struct bf_geo4_key),
-				sizeof(struct bf_geo_value), 64, &opts);
-	assert_true(new_fd >= 0);
-	assert_int_equal(inet_pton(AF_INET, "198.51.100.0", key.addr), 1);
-	assert_int_equal(bpf_map_update_elem(new_fd, &key, &us, BPF_ANY), 0);
-	assert_int_equal(bpf_map_update_elem(geo4_fd, &slot, &new_fd, BPF_ANY), 0);
-	next_geo_epoch(skel);
+	bf_config_defaults(&cfg);
+	test_table_init(&t);
+	test_table_add(&t, "198.51.100.0", "198.51.100.255", BF_CC('U', 'S'), TEST_SOURCE_DATA);
+	test_tables_put(&t, &cfg, 2, bpf_map__fd(skel->maps.geo4), bpf_map__fd(skel->maps.geo6));
+	bf_geo_table_free(&t);
 
 	us_before = read_total(skel, "US", BF_VERDICT_FOREIGN, IPPROTO_TCP);
 	run_packet(skel->progs.bf_egress, packet, len, 0);
@@ -432,10 +389,8 @@ static void test_new_trie_answers_after_epoch_moves(void **state)
 	assert_int_equal(us_after.transmit_packets - us_before.transmit_packets, 1);
 	assert_int_equal(us_after.transmit_bytes - us_before.transmit_bytes, len - ETH_HLEN);
 
-	/* The test's own trie goes back in place for the tests after this one. */
-	assert_int_equal(bpf_map_update_elem(geo4_fd, &slot, &trie4_fd, BPF_ANY), 0);
-	next_geo_epoch(skel);
-	close(new_fd);
+	/* The tables of the other tests go back in place. */
+	put_geo_tables(skel);
 }
 
 int main(void)
@@ -451,7 +406,7 @@ int main(void)
 		cmocka_unit_test(test_later_fragment_counted_without_ports),
 		cmocka_unit_test(test_truncated_tcp_header_counted_as_unparsed),
 		cmocka_unit_test(test_non_ip_counted_as_unparsed),
-		cmocka_unit_test(test_new_trie_answers_after_epoch_moves),
+		cmocka_unit_test(test_new_table_answers_after_swap),
 	};
 
 	return cmocka_run_group_tests_name("bpf_skb", tests, setup, teardown);
