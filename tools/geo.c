@@ -168,7 +168,8 @@ static void print_info(const struct bf_geo_table *table)
 		total4 += p4[i];
 		total6 += p6[i];
 	}
-	printf("total in force: IPv4 prefixes %zu, IPv6 prefixes %zu (ranges %zu and %zu)\n",
+	printf("total in force: IPv4 prefixes %zu, IPv6 prefixes %zu (IPv4 ranges %zu, IPv6 ranges "
+	       "%zu)\n",
 	       total4, total6, table->n4, table->n6);
 }
 

@@ -329,7 +329,7 @@ start_daemon() {
 	wait_for_daemon "$pid"
 	if grep -q 'missing paths [1-9]' "$LOG_FILE" 2>/dev/null; then
 		echo "note: some watched application paths do not exist (yet):"
-		grep 'does not exist; it is watched' "$LOG_FILE" | tail -n 5
+		grep 'does not exist, so it is not watched' "$LOG_FILE" | tail -n 5
 	fi
 }
 

@@ -216,8 +216,13 @@ int cmd_status(int argc, char **argv)
 		if (config_path) {
 			ret = bf_config_load(&cfg, config_path, &err);
 			if (ret) {
-				tool_error("%s", err.msg);
-				return 1;
+				/* The daemon keeps running on its last valid config, so it is still worth asking. */
+				bf_config_free(&cfg);
+				bf_config_defaults(&cfg);
+				fprintf(stderr,
+					"borderflow: warning: %s; asking the daemon on the default "
+					"socket '%s' (use --socket PATH for another)\n",
+					err.msg, cfg.control_socket);
 			}
 		}
 		socket_path = cfg.control_socket;

@@ -3,6 +3,7 @@
 #define BORDERFLOW_DAEMON_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "alerts.h"
@@ -41,6 +42,8 @@ struct bf_daemon {
 	uint64_t reload_at_ns; /* CLOCK_MONOTONIC of a reload due after changes, 0 for none */
 	uint64_t flows_started, flows_ended, flows_expired;
 	uint64_t flows_full_logged; /* BF_STAT_FLOWS_FULL when its last warning was logged */
+	uint64_t reload_failures;   /* reloads that kept the data in force, under lock */
+	bool reload_failed;	    /* the last reload failed, under lock */
 };
 
 /* Runs the event loop until SIGTERM or SIGINT. Returns 0 or a negative errno. */

@@ -593,6 +593,12 @@ static void put_geo(FILE *out, const struct bf_daemon *d)
 		   "Generation of the geolocation data in force: 1 at start, one more with each "
 		   "successful reload.");
 	put_u64(out, "borderflow_geo_generation", NULL, 0, d->generation);
+	put_family(out, "borderflow_geo_reload_failures_total", "counter",
+		   "Reloads that failed and kept the geolocation data in force.");
+	put_u64(out, "borderflow_geo_reload_failures_total", NULL, 0, d->reload_failures);
+	put_family(out, "borderflow_geo_reload_failed", "gauge",
+		   "1 when the last reload failed, so the config or data on disk is not in force.");
+	put_u64(out, "borderflow_geo_reload_failed", NULL, 0, d->reload_failed);
 }
 
 static int put_daemon_state(FILE *out, struct bf_daemon *d)

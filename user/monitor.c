@@ -169,6 +169,18 @@ static int put_in_place(struct bpf_map *outer, int table_fd)
 	return bpf_map_update_elem(bpf_map__fd(outer), &slot, &table_fd, BPF_ANY);
 }
 
+/* Returns an fd of the table in slot 0 of outer, or a negative errno when there is none. */
+static int table_in_place(struct bpf_map *outer)
+{
+	__u32 slot = 0, id;
+	int fd;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(outer), &slot, &id))
+		return -errno;
+	fd = bpf_map_get_fd_by_id(id);
+	return fd < 0 ? -errno : fd;
+}
+
 /*
  * The new tables fill aside, while the ones in force keep answering, and go
  * in place only when both are complete.
@@ -178,7 +190,7 @@ int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table
 {
 	struct bf_geo_map_fill filled = { 0 };
 	size_t n4 = 0, n6 = 0, prefixes4 = 0, prefixes6 = 0;
-	int fd4, fd6, ret;
+	int fd4, fd6, old4 = -1, ret;
 
 	ret = bf_geo_map_count(table, &n4, &n6);
 	if (!ret)
@@ -198,9 +210,15 @@ int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table
 	ret = bf_geo_map_fill(fd4, fd6, table, cfg, generation, &filled, err);
 	if (ret)
 		goto out;
+	old4 = table_in_place(mon->skel->maps.geo4);
 	ret = put_in_place(mon->skel->maps.geo4, fd4);
-	if (!ret)
+	if (!ret) {
 		ret = put_in_place(mon->skel->maps.geo6, fd6);
+		/* The IPv4 table of the data in force goes back, so both stay of one generation. */
+		if (ret && old4 >= 0 && put_in_place(mon->skel->maps.geo4, old4))
+			log_err("failed to put the previous IPv4 geolocation table back: IPv4 "
+				"uses the new data and IPv6 the previous data");
+	}
 	if (ret) {
 		bf_error_set(err, ret, "failed to put the geolocation tables in place: %s",
 			     strerror(-ret));
@@ -214,6 +232,8 @@ out:
 		close(fd4);
 	if (fd6 >= 0)
 		close(fd6);
+	if (old4 >= 0)
+		close(old4);
 	return ret;
 }
 
@@ -252,8 +272,8 @@ int bf_monitor_fill_apps(struct bf_monitor *mon, const struct bf_config *cfg, st
 			ret = bf_app_path_check(cfg, app, path, &st, err);
 			if (ret == -ENOENT) {
 				log_warn(
-					"[app %s] path '%s' does not exist; it is watched from the "
-					"next start after it is created, ignoring it",
+					"[app %s] path '%s' does not exist, so it is not watched; "
+					"restart the daemon once it exists",
 					app->name, path);
 				mon->missing_paths++;
 				continue;

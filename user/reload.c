@@ -100,10 +100,15 @@ void bf_reload(struct bf_daemon *d, const char *reason)
 		log_err("reload (%s) failed: %s; the geolocation data in force stays (generation "
 			"%u)",
 			reason, err.msg, d->generation);
+		pthread_mutex_lock(&d->lock);
+		d->reload_failures++;
+		d->reload_failed = true;
+		pthread_mutex_unlock(&d->lock);
 		goto out;
 	}
 
 	pthread_mutex_lock(&d->lock);
+	d->reload_failed = false;
 	old_table = d->table;
 	d->table = table;
 	table = old_table;

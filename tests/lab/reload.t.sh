@@ -23,7 +23,7 @@ TCP_HEADER_MAX=120
 
 lab_require_root
 lab_require_file "$DAEMON" "$CLI" "$LAB_BIN/sink" "$LAB_BIN/fakeclient"
-lab_require_cmd ip jq
+lab_require_cmd ip jq curl
 
 DAEMON_PID=
 
@@ -118,6 +118,7 @@ check_match "US alert names the new data" \
 # --- a damaged file leaves the data in force ------------------------------------
 
 generation=$(jq .geo.generation "$STATUS")
+cp "$GEO" "$GEO.good" || lab_bail "failed to copy '$GEO'"
 printf '198.51.100.0/33,CN\n' >"$GEO.new" && mv "$GEO.new" "$GEO"
 kill -HUP "$DAEMON_PID"
 sleep 2.5 # past the reload that the file change schedules too
@@ -132,6 +133,22 @@ lab_client "$WATCHED" tcp "$LAB_CN4" "$PORT" "$BYTES_PER_CONNECTION" >/dev/null 
 sleep 1.5
 read_status
 check_eq "new flows still US after a failed reload" "$(status_sum US flows)" $((us_before + 1))
+
+# scrape_value NAME: the value of the series NAME (without labels) on /metrics.
+scrape_value()
+{
+	curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" |
+		awk -v name="$1" '$1 == name { print $2; found = 1 } END { if (!found) print "missing" }'
+}
+
+check_eq "metrics show the failed reload" "$(scrape_value borderflow_geo_reload_failed)" 1
+check_match "metrics count the failed reloads" \
+	"$(scrape_value borderflow_geo_reload_failures_total)" '^[1-9][0-9]*$'
+cp "$GEO.good" "$GEO.new" && mv "$GEO.new" "$GEO"
+kill -HUP "$DAEMON_PID"
+sleep 2.5 # past the reload that the file change schedules too
+check_eq "metrics clear the failure after a good reload" \
+	"$(scrape_value borderflow_geo_reload_failed)" 0
 
 lab_sink_stop || diag "sink exited with status $?"
 lab_stop "$DAEMON_PID" "$STOP_TIMEOUT_S"

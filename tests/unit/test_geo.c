@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -592,6 +593,24 @@ static void test_missing_file(void **state)
 	(void)snprintf(expected, sizeof(expected), "'%s': %s", path, strerror(ENOENT));
 	check_contains(err.msg, expected);
 	assert_int_equal(t.nsources, 0);
+	bf_geo_table_free(&t);
+}
+
+/* A FIFO fails at once, without waiting for a writer. */
+static void test_fifo_rejected(void **state)
+{
+	struct bf_geo_table t;
+	struct bf_error err = { "" };
+	char path[PATH_MAX];
+
+	bf_geo_table_init(&t);
+	(void)snprintf(path, sizeof(path), "%s/fifo.csv", test_dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(bf_geo_load_file(&t, path, &err), -EINVAL);
+	check_contains(err.msg, path);
+	check_contains(err.msg, "not a regular file or folder");
+	assert_int_equal(t.nsources, 0);
+	assert_int_equal(unlink(path), 0);
 	bf_geo_table_free(&t);
 }
 
@@ -1421,6 +1440,7 @@ int main(void)
 		cmocka_unit_test(test_line_too_long),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_fifo_rejected),
 		cmocka_unit_test(test_unreadable_file),
 		cmocka_unit_test(test_cidr_loader_rejects_ranges),
 		cmocka_unit_test(test_too_many_files),

@@ -561,24 +561,44 @@ static bool has_mmdb_suffix(const char *path)
  * metadata, or by its name when it is too damaged to have any, so that
  * libmaxminddb reports the damage), or text.
  */
+int geo_open(const char *path, bool folder_ok, struct stat *st, struct bf_error *err)
+{
+	int fd, ret;
+
+	/* O_NONBLOCK keeps open() from waiting for a writer when path is a FIFO. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		ret = -errno;
+		return bf_error_set(err, ret, "failed to open geolocation file '%s': %s", path,
+				    strerror(-ret));
+	}
+	if (fstat(fd, st)) {
+		ret = -errno;
+		(void)close(fd);
+		return bf_error_set(err, ret, "failed to read geolocation file '%s': %s", path,
+				    strerror(-ret));
+	}
+	if (!S_ISREG(st->st_mode) && !(folder_ok && S_ISDIR(st->st_mode))) {
+		(void)close(fd);
+		return bf_error_set(err, -EINVAL,
+				    "invalid geolocation file '%s': not a regular file%s (a FIFO, "
+				    "socket or device); point the config at a file",
+				    path, folder_ok ? " or folder" : "");
+	}
+	/* The flag served the open() only: later reads of the file may block as usual. */
+	(void)fcntl(fd, F_SETFL, 0);
+	return fd;
+}
+
 static int load_file(struct bf_geo_table *t, const char *path, enum geo_text_mode mode,
 		     uint16_t country, const struct bf_geo_options *opts, struct bf_error *err)
 {
 	struct stat st;
 	int fd, ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		return bf_error_set(err, ret, "failed to open geolocation file '%s': %s", path,
-				    strerror(-ret));
-	}
-	if (fstat(fd, &st)) {
-		ret = -errno;
-		(void)close(fd);
-		return bf_error_set(err, ret, "failed to read geolocation file '%s': %s", path,
-				    strerror(-ret));
-	}
+	fd = geo_open(path, true, &st, err);
+	if (fd < 0)
+		return fd;
 
 	if (mode == GEO_TEXT_ANY && S_ISDIR(st.st_mode)) {
 		(void)close(fd);

@@ -811,6 +811,7 @@ static int load_locations(const char *path, struct geoip2_locations **out, struc
 {
 	struct geoip2_locations *locations = calloc(1, sizeof(*locations));
 	struct line_reader *r = calloc(1, sizeof(*r));
+	struct stat st;
 	int ret;
 
 	if (!locations || !r) {
@@ -819,11 +820,9 @@ static int load_locations(const char *path, struct geoip2_locations **out, struc
 		goto out;
 	}
 	(void)snprintf(locations->path, sizeof(locations->path), "%s", path);
-	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	r->fd = geo_open(path, false, &st, err);
 	if (r->fd < 0) {
-		ret = -errno;
-		(void)bf_error_set(err, ret, "failed to open geolocation file '%s': %s", path,
-				   strerror(-ret));
+		ret = r->fd;
 		goto out;
 	}
 	ret = read_locations(locations, r, err);
@@ -1313,14 +1312,12 @@ static int find_blocks(const char *dir, const char *pattern, char *out, size_t s
 static int load_blocks(struct bf_geo_table *t, const char *path,
 		       const struct geoip2_locations *locations, struct bf_error *err)
 {
+	struct stat st;
 	int fd, ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		return bf_error_set(err, ret, "failed to open geolocation file '%s': %s", path,
-				    strerror(-ret));
-	}
+	fd = geo_open(path, false, &st, err);
+	if (fd < 0)
+		return fd;
 	ret = text_load(t, path, fd, GEO_TEXT_ANY, 0, locations, err);
 	(void)close(fd);
 	if (!ret && t->sources[t->nsources - 1].format != BF_GEO_FORMAT_GEOIP2_CSV) {

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "geo.h"
 
@@ -267,6 +268,14 @@ enum geo_text_mode {
 	GEO_TEXT_CIDR, /* "CIDR,CC" lines only (overrides) */
 	GEO_TEXT_LIST, /* one prefix per line, of the country the caller names */
 };
+
+/*
+ * Opens a geolocation file for reading, or a folder when folder_ok. Anything
+ * else (a FIFO, socket or device) is rejected without blocking, so a reload
+ * never waits for a writer. Returns the fd, with its mode in *st, or a
+ * negative errno with err set.
+ */
+int geo_open(const char *path, bool folder_ok, struct stat *st, struct bf_error *err);
 
 /*
  * Loads the text file open as fd (the caller closes it) as one layer.
