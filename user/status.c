@@ -190,6 +190,35 @@ static json_object *build_apps(const struct bf_config *cfg, const struct bf_regi
 	return apps;
 }
 
+/* Returns the descriptions of all sources of the stack, joined by "; ", or "none". */
+static json_object *describe_stack(const struct bf_geo_table *table)
+{
+	char text[4200], *joined = NULL;
+	size_t len = 0, i;
+	json_object *out;
+
+	for (i = 0; i < table->nsources; i++) {
+		size_t length;
+		char *grown;
+
+		bf_geo_source_describe(table, i, text, sizeof(text));
+		length = strlen(text);
+		grown = realloc(joined, len + length + 3);
+		if (!grown)
+			break;
+		joined = grown;
+		if (len) {
+			memcpy(joined + len, "; ", 2);
+			len += 2;
+		}
+		memcpy(joined + len, text, length + 1);
+		len += length;
+	}
+	out = json_object_new_string(joined ? joined : "none");
+	free(joined);
+	return out;
+}
+
 static json_object *build_geo(struct bf_monitor *mon, const struct bf_geo_table *table,
 			      uint16_t generation)
 {
@@ -210,11 +239,7 @@ static json_object *build_geo(struct bf_monitor *mon, const struct bf_geo_table 
 		json_object_array_add(sources, obj);
 	}
 	json_object_object_add(geo, "sources", sources);
-	if (table->nsources)
-		bf_geo_source_describe(table, 0, text, sizeof(text));
-	else
-		strcpy(text, "none");
-	json_object_object_add(geo, "source", json_object_new_string(text));
+	json_object_object_add(geo, "source", describe_stack(table));
 	json_object_object_add(
 		geo, "date", json_object_new_string(table->nsources ? table->sources[0].date : ""));
 	add_u64(geo, "prefixes_ipv4", mon->prefixes4);

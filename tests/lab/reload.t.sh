@@ -97,6 +97,8 @@ us_flows=$(status_sum US flows)
 check_match "daemon logs the reload" "$(cat "$LAB_TMP/daemon.log")" \
 	'geolocation data reloaded \(SIGHUP\).*generation 2'
 check_match "status names generation 2 or later" "$(jq .geo.generation "$STATUS")" '^[2-9]$'
+check_match "status source names every source" "$(jq -r .geo.source "$STATUS")" \
+	"^$GEO \\(cidr, sha256 [0-9a-f]{16}\\); builtin:local \\(builtin\\)\$"
 check_match "flows before the reload are CN" "$cn_flows" '^[1-9][0-9]*$'
 check_match "flows after the reload are US" "$us_flows" '^[1-9][0-9]*$'
 check_eq "every flow is CN or US" $((cn_flows + us_flows)) "$CONNECTIONS"
