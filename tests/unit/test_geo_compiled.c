@@ -141,7 +141,17 @@ static void test_flipped_byte_rejected(void **state)
 	struct bf_error err = {};
 
 	assert_int_not_equal(load_damaged(40, 0, &err), 0);
-	assert_non_null(strstr(err.msg, "checksum mismatch"));
+	assert_non_null(strstr(err.msg, "does not match its content"));
+	assert_non_null(strstr(err.msg, "damaged.bfgeo"));
+}
+
+/* A flipped byte of the magic still reads as a damaged compiled file, not as text. */
+static void test_damaged_magic_rejected(void **state)
+{
+	struct bf_error err = {};
+
+	assert_int_not_equal(load_damaged(3, 0, &err), 0);
+	assert_non_null(strstr(err.msg, "offset 0: damaged magic"));
 	assert_non_null(strstr(err.msg, "damaged.bfgeo"));
 }
 
@@ -159,6 +169,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip_same_table),
 		cmocka_unit_test(test_round_trip_keeps_provenance),
 		cmocka_unit_test(test_flipped_byte_rejected),
+		cmocka_unit_test(test_damaged_magic_rejected),
 		cmocka_unit_test(test_truncated_file_rejected),
 	};
 

@@ -218,12 +218,21 @@ int bf_geo_compile(const struct bf_geo_table *t, const char *path, struct bf_err
 	return 0;
 }
 
+/*
+ * True when fd starts with the magic, or with at least 5 of its 8 bytes in
+ * place: such a file is a damaged compiled file, and geo_compiled_load()
+ * says so, where the text parsers would report an unrecognized line.
+ */
 bool geo_compiled_detect(int fd)
 {
 	char magic[8];
+	size_t i, same = 0;
 
-	return pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
-	       !memcmp(magic, COMPILED_MAGIC, sizeof(magic));
+	if (pread(fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic))
+		return false;
+	for (i = 0; i < sizeof(magic); i++)
+		same += magic[i] == COMPILED_MAGIC[i];
+	return same >= 5;
 }
 
 struct in_buffer {
@@ -446,11 +455,19 @@ int geo_compiled_load(struct bf_geo_table *t, const char *path, int fd, struct b
 	data = read_all(fd, path, &len, err);
 	if (!data)
 		return -EINVAL;
+	if (memcmp(data, COMPILED_MAGIC, 8)) {
+		ret = bf_error_set(err, -EINVAL,
+				   "invalid compiled geolocation file '%s' offset 0: damaged magic, "
+				   "expected 'BFGEOC1'; compile the file again",
+				   path);
+		goto out;
+	}
 	if (!EVP_Digest(data, len - 32, digest, NULL, EVP_sha256(), NULL) ||
 	    memcmp(digest, data + len - 32, 32)) {
 		ret = bf_error_set(err, -EINVAL,
-				   "invalid compiled geolocation file '%s': checksum mismatch at "
-				   "offset %zu, the file is damaged; compile it again",
+				   "invalid compiled geolocation file '%s': the SHA-256 in its last "
+				   "32 bytes (offset %zu) does not match its content, so it is damaged "
+				   "or truncated; compile it again",
 				   path, len - 32);
 		goto out;
 	}
