@@ -195,8 +195,11 @@ install: all
 	install -m 0755 $(OUTPUT)/borderflowd $(DESTDIR)$(PREFIX)/sbin/borderflowd
 	install -m 0755 $(OUTPUT)/borderflow $(DESTDIR)$(PREFIX)/bin/borderflow
 	install -d $(DESTDIR)$(SYSCONFDIR)/borderflow
-	test -e $(DESTDIR)$(SYSCONFDIR)/borderflow/borderflow.conf || \
-		install -m 0640 packaging/borderflow.conf $(DESTDIR)$(SYSCONFDIR)/borderflow/borderflow.conf
+	@if test -e $(DESTDIR)$(SYSCONFDIR)/borderflow/borderflow.conf; then \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/borderflow/borderflow.conf; the current default is packaging/borderflow.conf"; \
+	else \
+		install -m 0640 packaging/borderflow.conf $(DESTDIR)$(SYSCONFDIR)/borderflow/borderflow.conf; \
+	fi
 	install -d -m 0750 $(DESTDIR)/var/lib/borderflow $(DESTDIR)/var/log/borderflow
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 0644 packaging/borderflowd.service $(DESTDIR)$(SYSTEMDUNITDIR)/borderflowd.service
