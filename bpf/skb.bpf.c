@@ -306,10 +306,10 @@ static __always_inline bool count_flow(const struct bf_flow_key *key, struct bf_
 			return false;
 
 		init_flow(&fresh, owner, pkt, *geo, app);
-		/* Two CPUs may both send one; the daemon's repeat interval drops the second. */
+		/* Two CPUs may both send one, and the daemon's repeat interval drops the second. */
 		if (egress && out_of_region(fresh.verdict) && send_alert(key, &fresh, app, bytes))
 			fresh.flags |= BF_FLOW_ALERTED;
-		/* The entry starts with this packet in it: no lookup after the insert. */
+		/* The entry starts with this packet in it, so no lookup follows the insert. */
 		if (egress) {
 			fresh.transmit_bytes = bytes;
 			fresh.transmit_packets = packets;

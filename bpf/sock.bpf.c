@@ -223,7 +223,7 @@ int bf_sendmsg6(struct bpf_sock_addr *ctx)
  * so the flow entry of a watched application stays until the daemon expires
  * it, and packets that carry no full socket find it by their key. For other
  * TCP sockets that can still send, closed keeps the application for those
- * packets; UDP has no such packets.
+ * packets. UDP sockets send nothing after their release.
  */
 SEC("cgroup/sock_release")
 int bf_sock_release(struct bpf_sock *sk)

@@ -27,7 +27,7 @@ struct bf_sock_owner {
 	__u32 tgid;
 	__u32 uid;
 	__u32 app;	  /* BF_APP_* or a watched application id */
-	__u32 flags;	  /* BF_SOCK_*; set with atomic or, packets of two CPUs race */
+	__u32 flags;	  /* BF_SOCK_*, set with atomic or because packets on two CPUs race */
 	__u8 peer[16];	  /* IPv4 in the first 4 bytes */
 	__u16 peer_port;  /* host order */
 	__u8 peer_family; /* 0 until a connected peer is known, else 4 or 6 */
@@ -50,12 +50,13 @@ struct bf_sock_owner {
 
 /*
  * Jiffies between two moves of a connected socket's counts to its flows
- * entry while packets flow: 1 s with HZ=1000, 10 s with HZ=100, the least
- * HZ Linux has. Jiffies, because the BPF JIT inlines the read of them. The
- * moves keep the entry's last_ns recent for idle expiry. While packets flow,
- * the entry's counters are at most BF_MOVE_MAX_NS behind the socket's. The
- * counts of a socket's last packets before it goes idle wait in its storage
- * until its next packet or its release, so only totals are current for them.
+ * entry while packets flow: 1 s with HZ=1000, 10 s with HZ=100, the lowest
+ * HZ that kernel/Kconfig.hz offers. Jiffies, because the BPF JIT inlines the
+ * read of them. The moves keep the entry's last_ns recent for idle expiry.
+ * While packets flow, the entry's counters are at most BF_MOVE_MAX_NS behind
+ * the socket's. The counts of a socket's last packets before it goes idle
+ * wait in its storage until its next packet or its release, so only totals
+ * are current for them.
  */
 #define BF_MOVE_JIFFIES 1000
 #define BF_MOVE_MAX_NS	(10ull * 1000000000)

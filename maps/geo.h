@@ -4,8 +4,8 @@
  * the country and verdict of every address range of the loaded data, and
  * the BPF programs look each new flow's peer up in them. Each table is a
  * BPF_MAP_TYPE_ARRAY in slot 0 of an array of maps (geo4, geo6), so a reload
- * fills new tables aside and puts them in place with one update: no lookup
- * sees a half-filled table.
+ * fills new tables aside and puts them in place with one update. So no
+ * lookup reads a half-filled table.
  *
  * A table covers the whole address space of its family with ranges sorted
  * by start and without overlaps. Parts of the space that the data does not

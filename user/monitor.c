@@ -182,8 +182,8 @@ static int table_in_place(struct bpf_map *outer)
 }
 
 /*
- * The new tables fill aside, while the ones in force keep answering, and go
- * in place only when both are complete.
+ * The new tables fill aside, while the ones in force keep serving lookups,
+ * and go in place only when both are complete.
  */
 int bf_monitor_fill_geo(struct bf_monitor *mon, const struct bf_geo_table *table,
 			const struct bf_config *cfg, uint16_t generation, struct bf_error *err)

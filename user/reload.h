@@ -2,8 +2,8 @@
 /*
  * Reloading of the geolocation data and the [policy] and [geo] settings,
  * on SIGHUP and when one of their files changes on disk. The new data is
- * read and put in new tables aside; only when all of it loaded are the
- * tables in the kernel and the table in the daemon switched, so an error in
+ * read and written to new tables aside. The tables in the kernel and the
+ * table in the daemon switch only once all of it has loaded, so an error in
  * the new data leaves the old data in force.
  */
 #ifndef BORDERFLOW_RELOAD_H

@@ -424,26 +424,6 @@ static void free_addresses(struct lookup_set *set)
 
 /* Kernel contender */
 
-/* Disables the creation of the maps of bpf/maps.bpf.h that the lookup program does not use. */
-static int skip_unused_maps(struct geo_lookup_bpf *skel)
-{
-	struct bpf_map *used[] = { skel->maps.geo4, skel->maps.geo6, skel->maps.addrs,
-				   skel->maps.results, skel->maps.bss };
-	struct bpf_map *map;
-	bool keep;
-	size_t i;
-	int ret;
-
-	bpf_object__for_each_map(map, skel->obj) {
-		for (i = 0, keep = false; i < sizeof(used) / sizeof(used[0]); i++)
-			keep = keep || map == used[i];
-		ret = keep ? 0 : bpf_map__set_autocreate(map, false);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
 /*
  * Puts a table in slot 0 of its array of maps (geo4 or geo6), as the daemon
  * does. Earlier versions of bpf/maps.bpf.h declare geo4 and geo6 as the
@@ -474,7 +454,7 @@ static int load_program(struct geo_lookup_bpf *skel, const struct tables *tables
 				"rebuild both with tests/bench/run.sh\n");
 		return -EINVAL;
 	}
-	ret = skip_unused_maps(skel);
+	ret = geo_lookup_skip_unused_maps(skel);
 	if (!ret)
 		ret = put_in_place(skel->maps.geo4, tables->fd4, false);
 	if (!ret)

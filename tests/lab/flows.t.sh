@@ -30,19 +30,7 @@ lab_require_root
 lab_require_file "$DAEMON" "$CLI" "$LAB_BIN/sink" "$LAB_BIN/fakeclient"
 lab_require_cmd ip tc jq bpftool bash head
 
-DAEMON_PID=
-
-# shellcheck disable=SC2317 # called by lab_teardown through lab_on_cleanup
-flows_cleanup()
-{
-	if [[ -n $DAEMON_PID ]] && lab_alive "$DAEMON_PID"; then
-		lab_stop "$DAEMON_PID" "$STOP_TIMEOUT_S"
-	fi
-	return 0
-}
-
 lab_setup
-lab_on_cleanup flows_cleanup
 
 APP_DIR=$LAB_TMP/opt/apps/com.alibabainc.dingtalk
 WATCHED=$APP_DIR/dingtalk
@@ -192,5 +180,4 @@ done
 lab_sink_stop || diag "sink exited with status $?"
 lab_stop "$DAEMON_PID" "$STOP_TIMEOUT_S"
 check_eq "daemon exits 0 within $STOP_TIMEOUT_S s of SIGTERM" "$?" 0
-DAEMON_PID=
 lab_finish

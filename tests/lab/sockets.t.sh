@@ -25,19 +25,7 @@ lab_require_root
 lab_require_file "$DAEMON" "$CLI" "$LAB_BIN/sink" "$LAB_BIN/fakeclient"
 lab_require_cmd ip jq bpftool ss
 
-DAEMON_PID=
-
-# shellcheck disable=SC2317 # called by lab_teardown through lab_on_cleanup
-sockets_cleanup()
-{
-	if [[ -n $DAEMON_PID ]] && lab_alive "$DAEMON_PID"; then
-		lab_stop "$DAEMON_PID" "$STOP_TIMEOUT_S"
-	fi
-	return 0
-}
-
 lab_setup
-lab_on_cleanup sockets_cleanup
 
 APP_DIR=$LAB_TMP/opt/apps/com.alibabainc.dingtalk
 WATCHED=$APP_DIR/dingtalk
@@ -149,5 +137,4 @@ check_range "server entries received the payload" \
 
 lab_stop "$DAEMON_PID" "$STOP_TIMEOUT_S"
 check_eq "daemon exits 0 within $STOP_TIMEOUT_S s of SIGTERM" "$?" 0
-DAEMON_PID=
 lab_finish

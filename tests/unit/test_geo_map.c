@@ -30,8 +30,8 @@
 
 #include "geo_tables.h"
 #include "maps/geo.h"
-#include "tests/bench/geo_lookup.h"
 #include "tests/geo_lookup.skel.h"
+#include "tests/bench/geo_lookup.h"
 
 /* Addresses per BPF_PROG_TEST_RUN, the size of the program's arrays. */
 #define BATCH 65536
@@ -64,33 +64,13 @@ static bool in_ci(void)
 
 /* Fixture */
 
-/* Leaves out the maps of bpf/maps.bpf.h that the lookup program does not use. */
-static int skip_unused_maps(struct geo_lookup_bpf *skel)
-{
-	struct bpf_map *used[] = { skel->maps.geo4, skel->maps.geo6, skel->maps.addrs,
-				   skel->maps.results, skel->maps.bss };
-	struct bpf_map *map;
-	bool keep;
-	size_t i;
-	int ret;
-
-	bpf_object__for_each_map(map, skel->obj) {
-		for (i = 0, keep = false; i < sizeof(used) / sizeof(used[0]); i++)
-			keep = keep || map == used[i];
-		ret = keep ? 0 : bpf_map__set_autocreate(map, false);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
 static struct geo_lookup_bpf *load_program(void)
 {
 	struct geo_lookup_bpf *skel = geo_lookup_bpf__open();
 
 	if (!skel)
 		return NULL;
-	if (skip_unused_maps(skel) || bpf_map__set_max_entries(skel->maps.addrs, BATCH) ||
+	if (geo_lookup_skip_unused_maps(skel) || bpf_map__set_max_entries(skel->maps.addrs, BATCH) ||
 	    bpf_map__set_max_entries(skel->maps.results, BATCH) || geo_lookup_bpf__load(skel)) {
 		geo_lookup_bpf__destroy(skel);
 		return NULL;

@@ -220,8 +220,8 @@ int bf_geo_compile(const struct bf_geo_table *t, const char *path, struct bf_err
 
 /*
  * True when fd starts with the magic, or with at least 5 of its 8 bytes in
- * place: such a file is a damaged compiled file, and geo_compiled_load()
- * says so, where the text parsers would report an unrecognized line.
+ * place. Such a file is a damaged compiled file, which geo_compiled_load()
+ * reports as one, where the text parsers would report an unrecognized line.
  */
 bool geo_compiled_detect(int fd)
 {

@@ -271,8 +271,8 @@ enum geo_text_mode {
 
 /*
  * Opens a geolocation file for reading, or a folder when folder_ok. Anything
- * else (a FIFO, socket or device) is rejected without blocking, so a reload
- * never waits for a writer. Returns the fd, with its mode in *st, or a
+ * else (a FIFO, socket or device) is rejected, and the open itself does not
+ * block, so a reload does not wait for a FIFO's writer. Returns the fd, with its mode in *st, or a
  * negative errno with err set.
  */
 int geo_open(const char *path, bool folder_ok, struct stat *st, struct bf_error *err);
