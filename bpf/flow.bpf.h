@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Flow helpers of both the packet counters (skb.bpf.c) and the socket hooks
- * (sock.bpf.c): flow events, and the counts of a connected socket, which
- * wait in its storage until they move to its flows entry.
+ * (sock.bpf.c).
  */
 #ifndef BORDERFLOW_FLOW_BPF_H
 #define BORDERFLOW_FLOW_BPF_H
@@ -41,56 +40,36 @@ static __always_inline void bf_send_flow_event(__u32 type, const struct bf_flow_
 	bpf_ringbuf_submit(event, flags);
 }
 
-/* Fills the flows key of the connected peer that owner caches. */
-static __always_inline void bf_socket_flow_key(const struct bf_sock_owner *owner, __u64 cookie,
-					       __u8 proto, struct bf_flow_key *key)
+/* Fills the key of the flow in a socks entry. */
+static __always_inline void bf_socket_flow_key(const struct bf_sock *sock, __u64 cookie,
+					       struct bf_flow_key *key)
 {
 	__builtin_memset(key, 0, sizeof(*key));
 	key->cookie = cookie;
-	__builtin_memcpy(key->peer, owner->peer, 16);
-	key->peer_port = owner->peer_port;
-	key->family = owner->peer_family;
-	key->proto = proto;
+	__builtin_memcpy(key->peer, sock->peer, 16);
+	key->peer_port = sock->peer_port;
+	key->family = sock->peer_family;
+	key->proto = sock->proto;
 }
 
-/*
- * Moves the counts waiting in a connected socket's storage to its flows
- * entry. Each count is taken with an atomic exchange, so a packet that adds
- * to the storage meanwhile lands in this move or in a later one, never in
- * both and never in none.
- */
-static __always_inline void bf_move_socket_counts(struct bf_sock_owner *owner,
-						  struct bf_flow_value *flow)
-{
-	__u64 moved;
-
-	moved = __sync_lock_test_and_set(&owner->transmit_bytes, 0);
-	if (moved)
-		__sync_fetch_and_add(&flow->transmit_bytes, moved);
-	moved = __sync_lock_test_and_set(&owner->transmit_packets, 0);
-	if (moved)
-		__sync_fetch_and_add(&flow->transmit_packets, moved);
-	moved = __sync_lock_test_and_set(&owner->receive_bytes, 0);
-	if (moved)
-		__sync_fetch_and_add(&flow->receive_bytes, moved);
-	moved = __sync_lock_test_and_set(&owner->receive_packets, 0);
-	if (moved)
-		__sync_fetch_and_add(&flow->receive_packets, moved);
-}
+/* A zeroed socks value, for entries that their creator fills in place. */
+static const struct bf_sock bf_zero_sock;
 
 /*
- * Starts the owner of a socket anew, for storage that accept() copied from a
- * listener: the new socket has its own cookie and its own flows.
+ * Inserts a zeroed socks entry for cookie, unless one exists, and returns
+ * the entry for the caller to fill. NULL when socks is full: the socket's
+ * packets then count as unattributed, and the daemon reports how full socks
+ * is.
  */
-static __always_inline void bf_reset_owner(struct bf_sock_owner *owner, __u64 cookie)
+static __always_inline struct bf_sock *bf_insert_sock(__u64 cookie, __u8 proto)
 {
-	owner->cookie = cookie;
-	owner->flags = 0;
-	owner->peer_family = 0;
-	owner->transmit_bytes = 0;
-	owner->receive_bytes = 0;
-	owner->transmit_packets = 0;
-	owner->receive_packets = 0;
+	struct bf_sock *sock;
+
+	(void)bpf_map_update_elem(&socks, &cookie, &bf_zero_sock, BPF_NOEXIST);
+	sock = bpf_map_lookup_elem(&socks, &cookie);
+	if (sock)
+		sock->proto = proto;
+	return sock;
 }
 
 #endif

@@ -93,15 +93,30 @@ BF_MAP struct {
 } proc_scratch SEC(".maps");
 
 /*
- * Owner of every inet socket created while the programs are attached.
- * BPF_F_CLONE copies it to sockets that accept() creates from a listener.
+ * Owner and connected flow of every inet socket, by cookie (maps/flow.h).
+ * Allocated on insert: a preallocated hash measured slower per connection
+ * in tests/bench/ and would hold its full size in kernel memory. The
+ * entries of watched flows linger ENDED_LINGER_NS after the release (see
+ * user/loop.c), which at 10,000 short connections a second is 100,000.
  */
 BF_MAP struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
-	__type(key, int);
-	__type(value, struct bf_sock_owner);
-} sk_owner SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 262144);
+	__type(key, __u64);
+	__type(value, struct bf_sock);
+} socks SEC(".maps");
+
+/*
+ * Owners of TCP listening sockets, written at the SYNs they receive, so that
+ * a socket that accept() returns takes the owner of its listener.
+ */
+BF_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct bf_listen_key);
+	__type(value, struct bf_owner);
+} listeners SEC(".maps");
 
 /*
  * Application of sockets of unwatched processes released in the last
@@ -115,9 +130,13 @@ BF_MAP struct {
 	__type(value, __u32);
 } closed SEC(".maps");
 
-/* Flows of watched applications. The daemon removes ended and idle ones. */
+/*
+ * Flows of watched applications that are not in a socks entry (maps/flow.h).
+ * The daemon removes ended and idle ones.
+ */
 BF_MAP struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, struct bf_flow_key);
 	__type(value, struct bf_flow_value);

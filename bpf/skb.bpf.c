@@ -3,11 +3,11 @@
  * Packet counting. cgroup_skb/egress and cgroup_skb/ingress see every IP
  * packet of the sockets of the attached cgroup, before segmentation offload
  * on egress and after receive offload on ingress. Every packet lands in
- * totals. Packets of watched applications also land in their flow. For the
- * connected peer of a socket, that is the socket's storage until
- * sock_release (see struct bf_sock_owner), else the flows entry. Neither
- * depends on the ring buffer: an event that cannot be sent is counted as
- * lost and the bytes are still counted.
+ * totals. Packets of watched applications also land in their flow: for the
+ * connected peer of a socket, the flow that its socks entry contains (see
+ * struct bf_sock), else its flows entry. Neither depends on the ring
+ * buffer: an event that cannot be sent is counted as lost and the bytes are
+ * still counted.
  */
 #include "flow.bpf.h"
 #include "geo.bpf.h"
@@ -29,6 +29,7 @@ struct packet {
 	__u8 family;
 	__u8 proto;
 	__u16 header_bytes; /* IP and transport headers, repeated in every segment */
+	bool syn;	    /* a TCP SYN without ACK: a connection's first packet */
 };
 
 /*
@@ -53,10 +54,12 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 offset, const s
 	}
 	pkt->peer_port = bpf_ntohs(l4->dest);
 	pkt->local_port = bpf_ntohs(l4->source);
-	if (pkt->proto == BF_PROTO_UDP)
+	if (pkt->proto == BF_PROTO_UDP) {
 		pkt->header_bytes += sizeof(struct udphdr);
-	else
+	} else {
 		pkt->header_bytes += l4->doff * 4;
+		pkt->syn = l4->syn && !l4->ack;
+	}
 	return 0;
 }
 
@@ -149,11 +152,11 @@ static __always_inline int parse_packet(struct __sk_buff *skb, bool egress, stru
 	return 0;
 }
 
-static __always_inline bool same_peer(const struct bf_sock_owner *owner, const struct packet *pkt)
+static __always_inline bool same_peer(const struct bf_sock *sock, const struct packet *pkt)
 {
-	const __u32 *peer = (const __u32 *)owner->peer;
+	const __u32 *peer = (const __u32 *)sock->peer;
 
-	return owner->peer_family == pkt->family && owner->peer_port == pkt->peer_port &&
+	return sock->peer_family == pkt->family && sock->peer_port == pkt->peer_port &&
 	       peer[0] == pkt->peer[0] && peer[1] == pkt->peer[1] && peer[2] == pkt->peer[2] &&
 	       peer[3] == pkt->peer[3];
 }
@@ -238,19 +241,23 @@ static __always_inline bool out_of_region(__u8 verdict)
  * Counts a socket's first packet as a flow, for sockets whose flows have no
  * entry. The fetch of the old flags makes it one flow when two CPUs race.
  */
-static __always_inline bool first_packet_of_socket(struct bf_sock_owner *owner)
+static __always_inline bool first_packet_of_socket(struct bf_sock *sock)
 {
-	if (!owner || (owner->flags & BF_SOCK_COUNTED))
+	if (!sock || (sock->flags & BF_SOCK_COUNTED))
 		return false;
-	return !(__sync_fetch_and_or(&owner->flags, BF_SOCK_COUNTED) & BF_SOCK_COUNTED);
+	return !(__sync_fetch_and_or(&sock->flags, BF_SOCK_COUNTED) & BF_SOCK_COUNTED);
 }
 
-static __always_inline void init_flow(struct bf_flow_value *flow, const struct bf_sock_owner *owner,
-				      const struct packet *pkt, struct bf_geo_value geo, __u32 app)
+/* Fills every field of a flow but its counters. */
+static __always_inline void init_flow_details(struct bf_flow_value *flow,
+					      const struct bf_owner *owner,
+					      const struct packet *pkt, struct bf_geo_value geo,
+					      __u32 app)
 {
 	__u64 now = bpf_ktime_get_ns();
 
-	__builtin_memset(flow, 0, sizeof(*flow));
+	flow->flags = 0;
+	flow->end_ns = 0;
 	flow->start_ns = now;
 	flow->last_ns = now;
 	flow->app = app;
@@ -266,6 +273,13 @@ static __always_inline void init_flow(struct bf_flow_value *flow, const struct b
 		flow->uid = owner->uid;
 		__builtin_memcpy(flow->comm, owner->comm, sizeof(flow->comm));
 	}
+}
+
+static __always_inline void init_flow(struct bf_flow_value *flow, const struct bf_owner *owner,
+				      const struct packet *pkt, struct bf_geo_value geo, __u32 app)
+{
+	__builtin_memset(flow, 0, sizeof(*flow));
+	init_flow_details(flow, owner, pkt, geo, app);
 }
 
 static __always_inline void add_to_flow(struct bf_flow_value *flow, bool egress, __u64 bytes,
@@ -287,7 +301,7 @@ static __always_inline void add_to_flow(struct bf_flow_value *flow, bool egress,
  * updates *geo to the verdict the flow was tagged with, so a flow keeps one
  * verdict for life.
  */
-static __always_inline bool count_flow(const struct bf_flow_key *key, struct bf_sock_owner *owner,
+static __always_inline bool count_flow(const struct bf_flow_key *key, struct bf_sock *sock,
 				       const struct packet *pkt, struct bf_geo_value *geo,
 				       __u32 app, bool egress, __u64 bytes, __u64 packets)
 {
@@ -302,10 +316,10 @@ static __always_inline bool count_flow(const struct bf_flow_key *key, struct bf_
 		 * count only in an entry that exists, so the daemon can remove
 		 * ended flows soon without the late packets making new ones.
 		 */
-		if (!owner || (owner->flags & BF_SOCK_RELEASED))
+		if (!sock || (sock->flags & BF_SOCK_RELEASED))
 			return false;
 
-		init_flow(&fresh, owner, pkt, *geo, app);
+		init_flow(&fresh, &sock->owner, pkt, *geo, app);
 		/* Two CPUs may both send one, and the daemon's repeat interval drops the second. */
 		if (egress && out_of_region(fresh.verdict) && send_alert(key, &fresh, app, bytes))
 			fresh.flags |= BF_FLOW_ALERTED;
@@ -333,7 +347,7 @@ static __always_inline bool count_flow(const struct bf_flow_key *key, struct bf_
 			 * counts as one flow, and alerts still go out.
 			 */
 			bf_stat_add(BF_STAT_FLOWS_FULL, 1);
-			return first_packet_of_socket(owner);
+			return first_packet_of_socket(sock);
 		}
 		flow = bpf_map_lookup_elem(&flows, key);
 		if (!flow)
@@ -355,169 +369,184 @@ static __always_inline bool count_flow(const struct bf_flow_key *key, struct bf_
 }
 
 /*
- * Creates the flows entry of a connected socket's flow at its first packet,
- * and sends its start event and, for a first egress packet, its
- * out-of-region event. Returns whether the flow is new.
+ * Starts the flow that a socks entry contains, at its first packet: the flow's
+ * details and its start event. A UDP socket that sent to this peer before it
+ * connected has that flow in flows: the flow goes on here with its counts
+ * and its verdict, and the flows entry goes. Returns whether the flow is new.
  */
-static __always_inline bool start_socket_flow(struct bf_sock_owner *owner,
+static __always_inline bool start_socket_flow(struct bf_sock *sock,
 					      const struct bf_flow_key *key,
-					      const struct packet *pkt, __u32 app, bool egress,
-					      __u64 bytes)
+					      const struct packet *pkt, __u32 app)
 {
-	struct bf_flow_value fresh, *found;
-	long err;
+	struct bf_flow_value *flow = &sock->flow, *earlier;
 
-	init_flow(&fresh, owner, pkt, owner->peer_geo, app);
-	fresh.flags = BF_FLOW_SOCKET;
-	if (egress && out_of_region(fresh.verdict) && send_alert(key, &fresh, app, bytes)) {
-		fresh.flags |= BF_FLOW_ALERTED;
-		__sync_fetch_and_or(&owner->flags, BF_SOCK_ALERTED);
-	}
-	owner->moved_jiffies = bpf_jiffies64();
-
-	err = bpf_map_update_elem(&flows, key, &fresh, BPF_NOEXIST);
-	if (!err) {
-		__sync_fetch_and_or(&owner->flags, BF_SOCK_FLOW);
-		bf_send_flow_event(BF_EVENT_FLOW_START, key, &fresh, fresh.start_ns);
+	init_flow_details(flow, &sock->owner, pkt, sock->peer_geo, app);
+	earlier = sock->proto == BF_PROTO_UDP ? bpf_map_lookup_elem(&flows, key) : NULL;
+	if (!earlier) {
+		bf_send_flow_event(BF_EVENT_FLOW_START, key, flow, flow->start_ns);
 		return true;
 	}
-	if (err != -17 /* EEXIST */) {
-		/* flows is full: as in count_flow, and the socket does not try again. */
-		bf_stat_add(BF_STAT_FLOWS_FULL, 1);
-		__sync_fetch_and_or(&owner->flags, BF_SOCK_UNTRACKED);
-		return first_packet_of_socket(owner);
-	}
-	/*
-	 * The entry exists: another CPU's packet of this socket created it, or
-	 * unconnected packets to this peer did before a connect. Its verdict
-	 * stays the flow's.
-	 */
-	found = bpf_map_lookup_elem(&flows, key);
-	if (!found)
-		return false;
-	owner->peer_geo.country = found->country;
-	owner->peer_geo.verdict = found->verdict;
-	owner->peer_geo.source = found->source;
-	owner->peer_geo.generation = found->generation;
-	found->flags |= BF_FLOW_SOCKET;
-	__sync_fetch_and_or(&owner->flags, BF_SOCK_FLOW);
+	flow->start_ns = earlier->start_ns;
+	flow->flags = earlier->flags;
+	flow->country = earlier->country;
+	flow->verdict = earlier->verdict;
+	flow->source = earlier->source;
+	flow->generation = earlier->generation;
+	sock->peer_geo.country = earlier->country;
+	sock->peer_geo.verdict = earlier->verdict;
+	sock->peer_geo.source = earlier->source;
+	sock->peer_geo.generation = earlier->generation;
+	__sync_fetch_and_add(&flow->transmit_bytes, earlier->transmit_bytes);
+	__sync_fetch_and_add(&flow->receive_bytes, earlier->receive_bytes);
+	__sync_fetch_and_add(&flow->transmit_packets, earlier->transmit_packets);
+	__sync_fetch_and_add(&flow->receive_packets, earlier->receive_packets);
+	(void)bpf_map_delete_elem(&flows, key);
 	return false;
 }
 
 /*
- * Moves the counts in a connected socket's storage to its flows entry, and
- * marks the entry recent for idle expiry. Without the entry, which the daemon
- * removes after TCP_IDLE_NS without a move, the rest of the flow counts in
- * totals only.
- */
-static __always_inline void move_to_entry(struct bf_sock_owner *owner,
-					  const struct bf_flow_key *key)
-{
-	struct bf_flow_value *flow;
-
-	owner->moved_jiffies = bpf_jiffies64();
-	flow = bpf_map_lookup_elem(&flows, key);
-	if (flow) {
-		bf_move_socket_counts(owner, flow);
-		flow->last_ns = bpf_ktime_get_coarse_ns();
-		return;
-	}
-	/* UNTRACKED goes first, so that no packet finds neither set and starts a new flow. */
-	__sync_fetch_and_or(&owner->flags, BF_SOCK_UNTRACKED);
-	__sync_fetch_and_and(&owner->flags, ~BF_SOCK_FLOW);
-}
-
-/*
- * Counts a packet of a watched application's socket to its connected peer.
- * Until sock_release the counts wait in the socket's storage, which the
- * packet has in hand, and move to the flows entry now and then. From
- * sock_release on they go to the entry, which outlives the socket. Returns
+ * Counts a packet of a watched application's socket to its connected peer,
+ * in the flow that its socks entry contains, and starts that flow at its first
+ * packet. After sock_release, the entry of a flow that started before it
+ * still counts, and a socket without one counts in totals only. Returns
  * whether the flow is new.
  */
-static __always_inline bool count_socket_flow(struct bf_sock_owner *owner,
-					      const struct bf_flow_key *key,
+static __always_inline bool count_socket_flow(struct bf_sock *sock, __u64 cookie,
 					      const struct packet *pkt, struct bf_geo_value *geo,
 					      __u32 app, bool egress, __u64 bytes, __u64 packets)
 {
-	bool created = false, alert_tried = false;
+	struct bf_flow_value *flow = &sock->flow;
+	bool created = false;
+	struct bf_flow_key key;
 
-	if (owner->flags & BF_SOCK_RELEASED)
-		return count_flow(key, owner, pkt, geo, app, egress, bytes, packets);
-
-	if (!(owner->flags & (BF_SOCK_FLOW | BF_SOCK_UNTRACKED))) {
-		created = start_socket_flow(owner, key, pkt, app, egress, bytes);
-		alert_tried = egress;
-		*geo = owner->peer_geo;
+	if (!(sock->flags & BF_SOCK_FLOW)) {
+		if (sock->flags & BF_SOCK_RELEASED)
+			return false;
+		/* The fetch of the old flags makes one CPU the flow's starter when two race. */
+		if (!(__sync_fetch_and_or(&sock->flags, BF_SOCK_FLOW) & BF_SOCK_FLOW)) {
+			bf_socket_flow_key(sock, cookie, &key);
+			created = start_socket_flow(sock, &key, pkt, app);
+			*geo = sock->peer_geo;
+		}
 	}
-	/* The first egress packet was not the flow's first, or the alert ring buffer was full. */
-	if (egress && !alert_tried && !(owner->flags & BF_SOCK_ALERTED) &&
-	    out_of_region(geo->verdict)) {
-		struct bf_flow_value flow;
-
-		init_flow(&flow, owner, pkt, *geo, app);
-		if (send_alert(key, &flow, app, bytes))
-			__sync_fetch_and_or(&owner->flags, BF_SOCK_ALERTED);
+	/* Two CPUs may both send one, and the daemon's repeat interval drops the second. */
+	if (egress && !(flow->flags & BF_FLOW_ALERTED) && out_of_region(geo->verdict)) {
+		bf_socket_flow_key(sock, cookie, &key);
+		if (send_alert(&key, flow, app, bytes))
+			flow->flags |= BF_FLOW_ALERTED;
 	}
-	if (!(owner->flags & BF_SOCK_FLOW))
-		return created;
-
-	if (egress) {
-		__sync_fetch_and_add(&owner->transmit_bytes, bytes);
-		__sync_fetch_and_add(&owner->transmit_packets, packets);
-	} else {
-		__sync_fetch_and_add(&owner->receive_bytes, bytes);
-		__sync_fetch_and_add(&owner->receive_packets, packets);
-	}
-	/*
-	 * sock_release sets BF_SOCK_RELEASED before it moves the counts. A
-	 * packet that finds the flag set only after its add moves the counts
-	 * itself, in case the add came after sock_release's move.
-	 * NOTE: this needs the adds above ordered before the load of the flags,
-	 * as the lock-prefixed adds of x86 are. Where the JIT emits unordered
-	 * adds (arm64), a packet that races with sock_release on another CPU
-	 * may stay out of its flow's entry. It is in totals all the same.
-	 */
-	if ((owner->flags & BF_SOCK_RELEASED) ||
-	    bpf_jiffies64() - owner->moved_jiffies > BF_MOVE_JIFFIES)
-		move_to_entry(owner, key);
+	add_to_flow(flow, egress, bytes, packets);
+	/* Coarse (jiffy resolution) is enough for idle expiry, and cheaper per packet. */
+	flow->last_ns = bpf_ktime_get_coarse_ns();
 	return created;
 }
 
 /*
  * True while a TCP socket's packets may set its connected peer: until its
- * first packet counted in storage. The peer that connect4/6 saw is not the
- * one the kernel connects to for 0.0.0.0 or ::, nor when a later program
- * rewrites the address, and a TCP socket's packets all go to its one peer.
+ * flow starts. The peer that connect4/6 saw is not the one the kernel
+ * connects to for 0.0.0.0 or ::, nor when a later program rewrites the
+ * address, and a TCP socket's packets all go to its one peer.
  */
-static __always_inline bool takes_packet_peer(const struct bf_sock_owner *owner)
+static __always_inline bool takes_packet_peer(const struct bf_sock *sock)
 {
-	return !owner->peer_family ||
-	       !(owner->flags & (BF_SOCK_FLOW | BF_SOCK_UNTRACKED | BF_SOCK_RELEASED));
+	return !sock->peer_family || !(sock->flags & (BF_SOCK_FLOW | BF_SOCK_RELEASED));
 }
 
-static __always_inline struct bf_sock_owner *find_owner(struct __sk_buff *skb, __u64 cookie,
-							bool *listening)
+/* Fills the listeners key of a socket's local address and port. */
+static __always_inline void listen_key(const struct bpf_sock *sk, struct bf_listen_key *lkey)
 {
-	struct bpf_sock *sk = skb->sk;
-	struct bf_sock_owner *owner;
+	__builtin_memset(lkey, 0, sizeof(*lkey));
+	lkey->port = (__u16)sk->src_port;
+	if (sk->family == AF_INET6) {
+		__u32 *addr = (__u32 *)lkey->addr;
 
-	if (!sk)
-		return NULL;
-	sk = bpf_sk_fullsock(sk);
-	if (!sk)
-		return NULL;
-	*listening = sk->state == BPF_TCP_LISTEN;
-	owner = bpf_sk_storage_get(&sk_owner, sk, NULL, 0);
-	/* Storage cloned from a listener by accept(): a new socket, a new flow. */
-	if (owner && owner->cookie != cookie)
-		bf_reset_owner(owner, cookie);
-	return owner;
+		lkey->family = 6;
+		addr[0] = sk->src_ip6[0];
+		addr[1] = sk->src_ip6[1];
+		addr[2] = sk->src_ip6[2];
+		addr[3] = sk->src_ip6[3];
+	} else {
+		lkey->family = 4;
+		*(__u32 *)lkey->addr = sk->src_ip4;
+	}
+}
+
+/* Records the owner of a listening socket at a SYN it receives, unless it is known. */
+static __always_inline void note_listener(const struct bpf_sock *sk, const struct bf_sock *sock)
+{
+	struct bf_listen_key lkey;
+	struct bf_owner *known;
+
+	listen_key(sk, &lkey);
+	known = bpf_map_lookup_elem(&listeners, &lkey);
+	if (known && known->tgid == sock->owner.tgid && known->app == sock->owner.app)
+		return;
+	(void)bpf_map_update_elem(&listeners, &lkey, &sock->owner, BPF_ANY);
 }
 
 /*
- * Finds the application of a packet without socket storage: a TIME_WAIT
- * socket or one older than the monitor. A watched flow is found by its key,
- * an unwatched socket closed a moment ago in closed.
+ * Finds the owner of the listener that a TCP socket without an entry came
+ * from, by its local address and port, then by its port alone for a
+ * listener on every address.
+ */
+static __always_inline struct bf_owner *listener_owner(const struct bpf_sock *sk)
+{
+	struct bf_listen_key lkey;
+	struct bf_owner *owner;
+
+	listen_key(sk, &lkey);
+	owner = bpf_map_lookup_elem(&listeners, &lkey);
+	if (owner)
+		return owner;
+	__builtin_memset(lkey.addr, 0, sizeof(lkey.addr));
+	return bpf_map_lookup_elem(&listeners, &lkey);
+}
+
+/*
+ * Finds the socks entry of a packet's socket. A socket that accept()
+ * returned has none until its first packet: a watched listener's socket
+ * then gets one with the listener's owner, and *app is the listener's
+ * application for any other. The fields read of a socket without an entry
+ * are those that timewait and request sockets have too. *listening is set
+ * for a listener's packets.
+ */
+static __always_inline struct bf_sock *find_sock(struct __sk_buff *skb, __u64 cookie, __u8 proto,
+						 bool *listening, __u32 *app)
+{
+	struct bf_sock *sock = bpf_map_lookup_elem(&socks, &cookie);
+	struct bpf_sock *sk = skb->sk;
+	struct bf_owner *owner;
+
+	if (!sk)
+		return sock;
+	*listening = sk->state == BPF_TCP_LISTEN;
+	if (sock) {
+		*app = sock->owner.app;
+		if (*listening)
+			note_listener(sk, sock);
+		return sock;
+	}
+	if (proto != BF_PROTO_TCP || *listening)
+		return NULL;
+	owner = listener_owner(sk);
+	if (!owner)
+		return NULL;
+	*app = owner->app;
+	/* Only a full socket goes through sock_release, which removes the entry. */
+	if (owner->app == BF_APP_OTHER || !bpf_sk_fullsock(sk))
+		return NULL;
+	sock = bf_insert_sock(cookie, BF_PROTO_TCP);
+	if (sock) {
+		sock->owner = *owner;
+		__sync_fetch_and_or(&sock->flags, BF_SOCK_ACCEPTED);
+	}
+	return sock;
+}
+
+/*
+ * Finds the application of a packet without a socks entry: unconnected UDP
+ * to a peer of a closed socket by its flow key, an unwatched socket closed a
+ * moment ago in closed.
  */
 static __always_inline __u32 orphan_app(const struct bf_flow_key *key)
 {
@@ -534,12 +563,12 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 {
 	struct bf_total_key total_key = {};
 	struct bf_flow_key key = {};
-	struct bf_sock_owner *owner;
 	struct bf_geo_value geo;
 	struct packet pkt = {};
+	struct bf_sock *sock;
 	__u64 cookie, bytes, segs;
 	bool new_flow, connected = false, listening = false;
-	__u32 app;
+	__u32 app = BF_APP_UNATTRIBUTED;
 
 	if (parse_packet(skb, egress, &pkt)) {
 		bf_stat_add(BF_STAT_UNPARSED_PACKETS, 1);
@@ -555,35 +584,37 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 	key.family = pkt.family;
 	key.proto = pkt.proto;
 
-	owner = find_owner(skb, cookie, &listening);
-	if (owner)
-		app = owner->app;
-	else
+	sock = find_sock(skb, cookie, pkt.proto, &listening, &app);
+	if (!sock && app == BF_APP_UNATTRIBUTED)
 		app = orphan_app(&key);
 
-	if (owner && same_peer(owner, &pkt)) {
-		geo = owner->peer_geo;
+	if (sock && same_peer(sock, &pkt)) {
+		geo = sock->peer_geo;
 		connected = true;
 	} else {
 		geo = bf_geo_lookup(pkt.family, pkt.peer);
-		if (owner && pkt.proto == BF_PROTO_TCP && !listening && takes_packet_peer(owner)) {
-			__builtin_memcpy(owner->peer, pkt.peer, 16);
-			owner->peer_port = pkt.peer_port;
-			owner->peer_geo = geo;
-			owner->peer_family = pkt.family;
+		if (sock && pkt.proto == BF_PROTO_TCP && !listening && takes_packet_peer(sock)) {
+			__builtin_memcpy(sock->peer, pkt.peer, 16);
+			sock->peer_port = pkt.peer_port;
+			sock->peer_geo = geo;
+			sock->peer_family = pkt.family;
 			connected = true;
 		}
 	}
 
-	/* A listener's SYNs belong to the connections that accept() returns, which count them. */
+	/*
+	 * A watched listener's packets belong to the connections that accept()
+	 * returns, which count them. An unwatched listener's sockets have no
+	 * entry, so each SYN counts as a flow.
+	 */
 	if (listening)
-		new_flow = false;
+		new_flow = app == BF_APP_OTHER && pkt.syn;
 	else if (app == BF_APP_OTHER || app == BF_APP_UNATTRIBUTED)
-		new_flow = first_packet_of_socket(owner);
+		new_flow = first_packet_of_socket(sock);
 	else if (connected)
-		new_flow = count_socket_flow(owner, &key, &pkt, &geo, app, egress, bytes, segs);
+		new_flow = count_socket_flow(sock, cookie, &pkt, &geo, app, egress, bytes, segs);
 	else
-		new_flow = count_flow(&key, owner, &pkt, &geo, app, egress, bytes, segs);
+		new_flow = count_flow(&key, sock, &pkt, &geo, app, egress, bytes, segs);
 
 	total_key.app = app;
 	total_key.country = geo.country;

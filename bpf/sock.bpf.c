@@ -3,7 +3,7 @@
  * Socket tagging. These cgroup programs run in the context of the process
  * that creates, connects or sends on a socket, so they are where the owner
  * of a socket is known. The packet counters (skb.bpf.c) run later, often in
- * softirq context, and read the owner back from socket storage.
+ * softirq context, and read the owner back from socks by socket cookie.
  */
 #include "flow.bpf.h"
 #include "geo.bpf.h"
@@ -21,7 +21,7 @@ static __always_inline __u32 app_of(__u32 tgid)
  * user, cgroup and process name, and only watched applications have those,
  * so the sockets of other processes go without them.
  */
-static __always_inline void set_caller(struct bf_sock_owner *owner)
+static __always_inline void set_caller(struct bf_owner *owner)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
@@ -41,125 +41,135 @@ static __always_inline bool is_counted_socket(struct bpf_sock *sk)
 	return sk->protocol == BF_PROTO_TCP || sk->protocol == BF_PROTO_UDP;
 }
 
+/*
+ * Inserting fails when socks is full: the socket's packets then count as
+ * unattributed, and the daemon reports how full socks is.
+ */
 SEC("cgroup/sock_create")
 int bf_sock_create(struct bpf_sock *sk)
 {
-	struct bf_sock_owner *owner;
+	struct bf_sock fresh = {};
+	__u64 cookie;
 
 	if (!is_counted_socket(sk))
 		return 1;
-	owner = bpf_sk_storage_get(&sk_owner, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!owner)
-		return 1;
-	set_caller(owner);
-	owner->cookie = bpf_get_socket_cookie(sk);
+	cookie = bpf_get_socket_cookie(sk);
+	set_caller(&fresh.owner);
+	fresh.proto = sk->protocol;
+	(void)bpf_map_update_elem(&socks, &cookie, &fresh, BPF_NOEXIST);
 	return 1;
 }
 
 /*
- * Returns the owner of the socket behind ctx with the caller as owner: the
- * process that connects or sends is the one responsible for the bytes, even
- * when another process created the socket. Storage is created here for
- * sockets older than the monitor.
+ * Returns the socks entry of the socket behind ctx with the caller as
+ * owner: the process that connects or sends is the one responsible for the
+ * bytes, even when another process created the socket. The entry is
+ * created here for sockets older than the monitor that the daemon did not
+ * label.
  */
-static __always_inline struct bf_sock_owner *claim_socket(struct bpf_sock_addr *ctx)
+static __always_inline struct bf_sock *claim_socket(struct bpf_sock_addr *ctx)
 {
-	struct bpf_sock *sk = ctx->sk;
-	struct bf_sock_owner *owner;
+	struct bf_sock *sock;
 	__u64 cookie;
 
-	if (!sk)
-		return NULL;
-	owner = bpf_sk_storage_get(&sk_owner, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!owner)
+	if (!ctx->sk)
 		return NULL;
 	cookie = bpf_get_socket_cookie(ctx);
-	if (owner->cookie != cookie) {
-		bf_reset_owner(owner, cookie);
-	} else if (owner->tgid == bpf_get_current_pid_tgid() >> 32) {
+	sock = bpf_map_lookup_elem(&socks, &cookie);
+	if (!sock) {
+		sock = bf_insert_sock(cookie, ctx->protocol);
+		if (sock)
+			set_caller(&sock->owner);
+		return sock;
+	}
+	if (sock->owner.tgid == bpf_get_current_pid_tgid() >> 32) {
 		/*
 		 * The creator itself: only the application can have changed,
 		 * by an exec between socket(2) and this call. A watched one
 		 * new to the socket needs the details that set_caller skips
 		 * for other processes.
 		 */
-		__u32 app = app_of(owner->tgid);
+		__u32 app = app_of(sock->owner.tgid);
 
-		if (app == owner->app || app == BF_APP_OTHER) {
-			owner->app = app;
-			return owner;
+		if (app == sock->owner.app || app == BF_APP_OTHER) {
+			sock->owner.app = app;
+			return sock;
 		}
 	}
-	set_caller(owner);
-	return owner;
+	set_caller(&sock->owner);
+	return sock;
 }
 
-/*
- * Ends the flow of a connected socket: the counts in its storage move to its
- * entry, and the end event carries the entry.
- */
-static __always_inline void end_flow(struct bf_sock_owner *owner, __u64 cookie, __u8 proto)
+/* Ends the flow that a socks entry contains; the end event carries it. */
+static __always_inline void end_flow(struct bf_sock *sock, __u64 cookie)
 {
-	struct bf_flow_value *flow;
 	struct bf_flow_key key;
 
-	bf_socket_flow_key(owner, cookie, proto, &key);
-	flow = bpf_map_lookup_elem(&flows, &key);
-	if (!flow)
-		return;
-	bf_move_socket_counts(owner, flow);
-	if (owner->flags & BF_SOCK_ALERTED)
-		flow->flags |= BF_FLOW_ALERTED;
-	flow->end_ns = bpf_ktime_get_ns();
+	bf_socket_flow_key(sock, cookie, &key);
+	sock->flow.end_ns = bpf_ktime_get_ns();
 	/* The daemon keeps the entry ENDED_LINGER_NS from here, for the packets that follow. */
-	flow->last_ns = flow->end_ns;
-	bf_send_flow_event(BF_EVENT_FLOW_END, &key, flow, flow->end_ns);
+	sock->flow.last_ns = sock->flow.end_ns;
+	bf_send_flow_event(BF_EVENT_FLOW_END, &key, &sock->flow, sock->flow.end_ns);
 }
 
 /*
- * Stops the counting in storage for the cached peer, at a connect to another
- * peer. A TCP flow ends there. A UDP flow's counts move to its entry, which
- * from then on counts packets to that peer as an unconnected flow does, and
- * expires as one when idle.
+ * Moves the flow that a socks entry contains to flows, at a connect() to
+ * another peer, so that the entry can hold the new peer's flow. A TCP flow
+ * ends there. A UDP flow's flows entry counts later packets to that peer as
+ * an unconnected flow does, and expires as one when idle. Each count is
+ * taken with an atomic exchange, so a packet that adds to the entry
+ * meanwhile lands in the moved flow or in the next one, never in both.
  */
-static __always_inline void leave_peer(struct bf_sock_owner *owner, __u8 proto)
+static __always_inline void leave_peer(struct bf_sock *sock, __u64 cookie)
 {
-	struct bf_flow_value *flow;
+	struct bf_flow_value moved = sock->flow, *found;
 	struct bf_flow_key key;
 
-	if (proto == BF_PROTO_TCP) {
-		if (owner->flags & BF_SOCK_FLOW)
-			end_flow(owner, owner->cookie, proto);
-	} else {
-		bf_socket_flow_key(owner, owner->cookie, proto, &key);
-		flow = bpf_map_lookup_elem(&flows, &key);
-		if (flow) {
-			bf_move_socket_counts(owner, flow);
-			flow->flags &= ~BF_FLOW_SOCKET;
-			flow->last_ns = bpf_ktime_get_coarse_ns();
-		}
+	__sync_fetch_and_and(&sock->flags, ~BF_SOCK_FLOW);
+	bf_socket_flow_key(sock, cookie, &key);
+	moved.transmit_bytes = __sync_lock_test_and_set(&sock->flow.transmit_bytes, 0);
+	moved.receive_bytes = __sync_lock_test_and_set(&sock->flow.receive_bytes, 0);
+	moved.transmit_packets = __sync_lock_test_and_set(&sock->flow.transmit_packets, 0);
+	moved.receive_packets = __sync_lock_test_and_set(&sock->flow.receive_packets, 0);
+	sock->flow.flags = 0;
+	moved.last_ns = bpf_ktime_get_coarse_ns();
+	if (key.proto == BF_PROTO_TCP) {
+		moved.end_ns = bpf_ktime_get_ns();
+		moved.last_ns = moved.end_ns;
+		bf_send_flow_event(BF_EVENT_FLOW_END, &key, &moved, moved.end_ns);
 	}
-	__sync_fetch_and_and(&owner->flags, ~(BF_SOCK_FLOW | BF_SOCK_UNTRACKED | BF_SOCK_ALERTED));
+	if (!bpf_map_update_elem(&flows, &key, &moved, BPF_NOEXIST))
+		return;
+	/* Unconnected packets to the peer made an entry meanwhile, or flows is full. */
+	found = bpf_map_lookup_elem(&flows, &key);
+	if (!found) {
+		bf_stat_add(BF_STAT_FLOWS_FULL, 1);
+		return;
+	}
+	__sync_fetch_and_add(&found->transmit_bytes, moved.transmit_bytes);
+	__sync_fetch_and_add(&found->receive_bytes, moved.receive_bytes);
+	__sync_fetch_and_add(&found->transmit_packets, moved.transmit_packets);
+	__sync_fetch_and_add(&found->receive_packets, moved.receive_packets);
 }
 
-static __always_inline void set_peer(struct bf_sock_owner *owner, __u8 family, const __u32 addr[4],
-				     __u32 port, __u8 proto)
+static __always_inline void set_peer(struct bf_sock *sock, __u64 cookie, __u8 family,
+				     const __u32 addr[4], __u32 port)
 {
 	__u16 peer_port = bpf_ntohs((__u16)port);
 
-	if (owner->flags & (BF_SOCK_FLOW | BF_SOCK_UNTRACKED)) {
-		const __u32 *peer = (const __u32 *)owner->peer;
+	if (sock->flags & BF_SOCK_FLOW) {
+		const __u32 *peer = (const __u32 *)sock->peer;
 
-		if (owner->peer_family == family && owner->peer_port == peer_port &&
+		if (sock->peer_family == family && sock->peer_port == peer_port &&
 		    peer[0] == addr[0] && peer[1] == addr[1] && peer[2] == addr[2] &&
 		    peer[3] == addr[3])
 			return;
-		leave_peer(owner, proto);
+		leave_peer(sock, cookie);
 	}
-	__builtin_memcpy(owner->peer, addr, 16);
-	owner->peer_port = peer_port;
-	owner->peer_geo = bf_geo_lookup(family, addr);
-	owner->peer_family = family;
+	__builtin_memcpy(sock->peer, addr, 16);
+	sock->peer_port = peer_port;
+	sock->peer_geo = bf_geo_lookup(family, addr);
+	sock->peer_family = family;
 }
 
 /* Reads ctx->user_ip6 as an IPv4 address when it is IPv4-mapped. Returns the family. */
@@ -181,25 +191,25 @@ static __always_inline __u8 read_user_ip6(struct bpf_sock_addr *ctx, __u32 addr[
 SEC("cgroup/connect4")
 int bf_connect4(struct bpf_sock_addr *ctx)
 {
-	struct bf_sock_owner *owner = claim_socket(ctx);
+	struct bf_sock *sock = claim_socket(ctx);
 	__u32 addr[4] = { ctx->user_ip4, 0, 0, 0 };
 
-	if (owner)
-		set_peer(owner, 4, addr, ctx->user_port, ctx->protocol);
+	if (sock)
+		set_peer(sock, bpf_get_socket_cookie(ctx), 4, addr, ctx->user_port);
 	return 1;
 }
 
 SEC("cgroup/connect6")
 int bf_connect6(struct bpf_sock_addr *ctx)
 {
-	struct bf_sock_owner *owner = claim_socket(ctx);
+	struct bf_sock *sock = claim_socket(ctx);
 	__u32 addr[4];
 	__u8 family;
 
-	if (!owner)
+	if (!sock)
 		return 1;
 	family = read_user_ip6(ctx, addr);
-	set_peer(owner, family, addr, ctx->user_port, ctx->protocol);
+	set_peer(sock, bpf_get_socket_cookie(ctx), family, addr, ctx->user_port);
 	return 1;
 }
 
@@ -219,41 +229,35 @@ int bf_sendmsg6(struct bpf_sock_addr *ctx)
 }
 
 /*
- * The process closed the socket. Packets can still follow (FIN, TIME_WAIT),
- * so the flow entry of a watched application stays until the daemon expires
- * it, and packets that carry no full socket find it by their key. For other
- * TCP sockets that can still send, closed keeps the application for those
- * packets. UDP sockets send nothing after their release.
+ * The process closed the socket. Packets can still follow (data still
+ * queued, FIN, TIME_WAIT), so the entry of a watched flow stays until the
+ * daemon removes it, and they count in it. The entry of any other socket
+ * goes now. For other TCP sockets that can still send, closed keeps the
+ * application for those packets. UDP sockets send nothing after their
+ * release.
  */
 SEC("cgroup/sock_release")
 int bf_sock_release(struct bpf_sock *sk)
 {
-	struct bf_sock_owner *owner;
+	struct bf_sock *sock;
 	__u64 cookie;
 	__u32 flags;
 
 	if (!is_counted_socket(sk))
 		return 1;
-	owner = bpf_sk_storage_get(&sk_owner, sk, NULL, 0);
-	if (!owner)
-		return 1;
 	cookie = bpf_get_socket_cookie(sk);
-	/* Storage that accept() copied and no packet claimed yet is not this socket's. */
-	if (owner->cookie != cookie)
-		bf_reset_owner(owner, cookie);
-	/*
-	 * The flag goes first, with a fully ordered atomic, so that a packet
-	 * that adds to the storage after the move below finds it set and moves
-	 * its count itself.
-	 */
-	flags = __sync_fetch_and_or(&owner->flags, BF_SOCK_RELEASED);
-	/* Whatever the application is now: a process of another one may have sent last. */
-	if (flags & BF_SOCK_FLOW)
-		end_flow(owner, cookie, sk->protocol);
-	/* Only TCP sockets that still have a connection can send after the release. */
-	if ((owner->app == BF_APP_OTHER || owner->app == BF_APP_UNATTRIBUTED) &&
-	    sk->protocol == BF_PROTO_TCP && sk->state != BPF_TCP_CLOSE &&
+	sock = bpf_map_lookup_elem(&socks, &cookie);
+	if (!sock)
+		return 1;
+	/* A packet on another CPU that finds the flag starts no flow in the entry. */
+	flags = __sync_fetch_and_or(&sock->flags, BF_SOCK_RELEASED);
+	if (flags & BF_SOCK_FLOW) {
+		end_flow(sock, cookie);
+		return 1;
+	}
+	if (sk->protocol == BF_PROTO_TCP && sk->state != BPF_TCP_CLOSE &&
 	    sk->state != BPF_TCP_LISTEN)
-		(void)bpf_map_update_elem(&closed, &cookie, &owner->app, BPF_ANY);
+		(void)bpf_map_update_elem(&closed, &cookie, &sock->owner.app, BPF_ANY);
+	(void)bpf_map_delete_elem(&socks, &cookie);
 	return 1;
 }

@@ -9,61 +9,33 @@
 #include "common.h"
 #include "geo.h"
 
-/*
- * Value of sk_owner, socket-local storage written in the caller's context
- * at socket creation, connect and sendmsg. peer/peer_port/peer_family cache
- * the connected peer so that sock_release can find the socket's flow.
- *
- * While BF_SOCK_FLOW is set, the counters at the end belong to the flow of
- * the connected peer. Its packets add to them, which is cheaper than a flows
- * lookup per packet. The counts move to the flows entry at sock_release, at
- * a connect to another peer, and at a packet BF_MOVE_JIFFIES after the last
- * move. The entry contains the rest: the counts moved so far and the packets
- * after sock_release.
- */
-struct bf_sock_owner {
-	__u64 cookie; /* socket cookie; differs from the socket's when inherited by accept() */
+/* Owner of a socket: the process that created it, or that connected or sent on it last. */
+struct bf_owner {
 	__u64 cgroup_id;
 	__u32 tgid;
 	__u32 uid;
-	__u32 app;	  /* BF_APP_* or a watched application id */
-	__u32 flags;	  /* BF_SOCK_*, set with atomic or because packets on two CPUs race */
-	__u8 peer[16];	  /* IPv4 in the first 4 bytes */
-	__u16 peer_port;  /* host order */
-	__u8 peer_family; /* 0 until a connected peer is known, else 4 or 6 */
-	__u8 pad;
-	struct bf_geo_value peer_geo; /* looked up once per connected peer */
+	__u32 app; /* BF_APP_* or a watched application id */
+	__u32 pad;
 	char comm[16];
-	__u32 pad2;
-	__u64 transmit_bytes; /* counts of the connected peer's flow not yet in its entry */
-	__u64 receive_bytes;
-	__u64 transmit_packets;
-	__u64 receive_packets;
-	__u64 moved_jiffies; /* of the last move of the counts to the entry */
 };
 
-#define BF_SOCK_COUNTED	  1u  /* the socket's first packet was counted as a flow in totals */
-#define BF_SOCK_RELEASED  2u  /* the process closed the socket; its flow is ending */
-#define BF_SOCK_FLOW	  4u  /* the connected peer's flow has a flows entry, see above */
-#define BF_SOCK_UNTRACKED 8u  /* flows was full at the connected peer's first packet */
-#define BF_SOCK_ALERTED	  16u /* the connected peer's out-of-region event was sent */
-
 /*
- * Jiffies between two moves of a connected socket's counts to its flows
- * entry while packets flow: 1 s with HZ=1000, 10 s with HZ=100, the lowest
- * HZ that kernel/Kconfig.hz offers. Jiffies, because the BPF JIT inlines the
- * read of them. The moves keep the entry's last_ns recent for idle expiry.
- * While packets flow, the entry's counters are at most BF_MOVE_MAX_NS behind
- * the socket's. The counts of a socket's last packets before it goes idle
- * wait in its storage until its next packet or its release, so only totals
- * are current for them.
+ * Key of listeners: the local address and port of a TCP listening socket,
+ * the address all zero when it listens on every address. family is the
+ * socket's, so an IPv6 listener that takes IPv4 connections has 6.
  */
-#define BF_MOVE_JIFFIES 1000
-#define BF_MOVE_MAX_NS	(10ull * 1000000000)
+struct bf_listen_key {
+	__u8 addr[16];
+	__u16 port; /* host order */
+	__u8 family;
+	__u8 pad;
+};
 
 /*
- * Key of flows. One socket is one flow per peer: a connected socket has one
- * entry, an unconnected UDP socket one per peer it sent to or heard from.
+ * Key of flows, and of the flow that a socks entry contains. One socket is one
+ * flow per peer. A connected socket's flow is in its socks entry; flows has
+ * an entry for each peer that an unconnected UDP socket sent to or heard
+ * from, and for the flow that a socket left by a connect() to another peer.
  * Addresses are in network order, IPv4 in the first 4 bytes and the rest 0;
  * an IPv4-mapped IPv6 peer is stored as the IPv4 address it carries.
  */
@@ -107,12 +79,39 @@ struct bf_flow_value {
 };
 
 #define BF_FLOW_ALERTED 1u /* a first out-of-region byte event was sent */
+
 /*
- * The flow of a connected socket, whose counts wait in socket storage (see
- * struct bf_sock_owner): last_ns is updated only when they move, at least
- * every BF_MOVE_MAX_NS while packets flow. The flow ends at sock_release.
+ * Value of socks, keyed by socket cookie: one entry for each inet socket
+ * created while the programs are attached, written in the caller's context
+ * at socket creation, connect and sendmsg. A socket that accept() returns
+ * takes the owner of its listener at its first packet.
+ *
+ * flow is the flow of the connected peer (peer, peer_port, peer_family)
+ * once BF_SOCK_FLOW is set: packets to and from that peer count in it
+ * directly, so a connected flow costs no flows entry. Entries of watched
+ * flows outlive sock_release, for the packets that follow it (data still
+ * queued at close, the FIN exchange), until the daemon removes them.
  */
-#define BF_FLOW_SOCKET 2u
+struct bf_sock {
+	struct bf_owner owner;
+	__u32 flags;	  /* BF_SOCK_*, set with atomic or because packets on two CPUs race */
+	__u16 peer_port;  /* host order */
+	__u8 peer_family; /* 0 until a connected peer is known, else 4 or 6 */
+	__u8 proto;	  /* BF_PROTO_* */
+	__u8 peer[16];	  /* IPv4 in the first 4 bytes */
+	struct bf_geo_value peer_geo; /* looked up once per connected peer */
+	struct bf_flow_value flow;
+};
+
+#define BF_SOCK_COUNTED	 1u /* the socket's first packet was counted as a flow in totals */
+#define BF_SOCK_RELEASED 2u /* the process closed the socket; its flow is ending */
+#define BF_SOCK_FLOW	 4u /* flow contains the connected peer's flow, see above */
+/*
+ * The entry took its owner from the listener at the socket's first packet.
+ * accept() may never return such a socket, and then no sock_release ends its
+ * flow, so the daemon removes an entry like this one when it is long idle.
+ */
+#define BF_SOCK_ACCEPTED 8u
 
 /*
  * Key of alerted: an application's destination and its country, so that a

@@ -24,14 +24,14 @@
 #define EXPIRE_EVERY_S 5
 
 /*
- * Flow expiry. A flow entry of a connected socket ends at sock_release but
- * stays until it has been idle for ENDED_LINGER_NS, because data still
- * queued at close(2) and the FIN exchange follow the release; the kernel
- * never creates an entry for such late packets, it only counts them into
- * one that exists (and always into totals). Until the release, the counts
- * of a connected socket wait in its storage and reach its entry at least
- * every BF_MOVE_MAX_NS while packets flow (BF_FLOW_SOCKET), so such an entry
- * is taken as gone only after TCP_IDLE_NS, whatever the transport.
+ * Flow expiry. A connected socket's flow is in its socks entry. It ends at
+ * sock_release, but the entry stays until it has been idle for
+ * ENDED_LINGER_NS, because data still queued at close(2) and the FIN
+ * exchange follow the release; the kernel counts such late packets into
+ * the entry, never into a new one (and always into totals). A socket that
+ * accept() may never return has no release (BF_SOCK_ACCEPTED): its entry
+ * goes when idle for TCP_IDLE_NS. The flows map contains the rest. A flow
+ * that a connect() to another peer ended lingers as an ended one.
  * Unconnected UDP flows never see a release for their peer, so they end
  * when idle for UDP_IDLE_NS. TCP flows idle for TCP_IDLE_NS are taken as
  * gone: keepalive of live connections is far more frequent in practice.
@@ -120,9 +120,22 @@ static bool flow_expired(const void *k, const void *v, uint64_t now_ns)
 
 	if (flow->end_ns)
 		return idle > ENDED_LINGER_NS;
-	if ((flow->flags & BF_FLOW_SOCKET) || key->proto == BF_PROTO_TCP)
+	if (key->proto == BF_PROTO_TCP)
 		return idle > TCP_IDLE_NS;
 	return idle > UDP_IDLE_NS;
+}
+
+static bool sock_expired(const void *key, const void *v, uint64_t now_ns)
+{
+	const struct bf_sock *sock = v;
+	uint64_t idle = now_ns > sock->flow.last_ns ? now_ns - sock->flow.last_ns : 0;
+
+	(void)key;
+	if (!(sock->flags & BF_SOCK_FLOW))
+		return false; /* a live socket's owner: sock_release removes it */
+	if (sock->flow.end_ns)
+		return idle > ENDED_LINGER_NS;
+	return (sock->flags & BF_SOCK_ACCEPTED) && idle > TCP_IDLE_NS;
 }
 
 /*
@@ -141,8 +154,22 @@ static void drop_flows(struct bf_daemon *d, int fd, const void *keys, size_t n)
 			__atomic_add_fetch(&d->flows_expired, 1, __ATOMIC_RELAXED);
 }
 
+/* As drop_flows, for the socks entries of ended flows. */
+static void drop_socks(struct bf_daemon *d, int fd, const void *keys, size_t n)
+{
+	const __u64 *expired = keys;
+	struct bf_sock sock;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!bpf_map_lookup_and_delete_elem(fd, &expired[i], &sock))
+			__atomic_add_fetch(&d->flows_expired, 1, __ATOMIC_RELAXED);
+}
+
 void bf_daemon_expire_flows(struct bf_daemon *d, uint64_t now_ns)
 {
+	scan_map(bpf_map__fd(d->mon.skel->maps.socks), sizeof(__u64), sizeof(struct bf_sock),
+		 sock_expired, drop_socks, d, now_ns);
 	scan_map(bpf_map__fd(d->mon.skel->maps.flows), sizeof(struct bf_flow_key),
 		 sizeof(struct bf_flow_value), flow_expired, drop_flows, d, now_ns);
 }

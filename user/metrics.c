@@ -140,9 +140,10 @@ int bf_stat_read(int fd, __u32 index, uint64_t *sum)
  * Counts the entries of a hash map by reading it in batches. Unlike a walk
  * with bpf_map_get_next_key(), a batch walk does not start over when its
  * current key is deleted meanwhile, which the daemon's flow expiry and LRU
- * eviction do at any time.
+ * eviction do at any time. flows, when not NULL, is set to the number of
+ * socks entries that contain a flow.
  */
-static int count_entries(const struct bpf_map *map, uint64_t *entries)
+static int count_entries(const struct bpf_map *map, uint64_t *entries, uint64_t *flows)
 {
 	enum bpf_map_type type = bpf_map__type(map);
 	size_t key_size = bpf_map__key_size(map), value_size = bpf_map__value_size(map);
@@ -154,6 +155,8 @@ static int count_entries(const struct bpf_map *map, uint64_t *entries)
 	int ret = 0;
 
 	*entries = 0;
+	if (flows)
+		*flows = 0;
 	if (ncpus <= 0)
 		return -EINVAL;
 	if (type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_LRU_PERCPU_HASH)
@@ -171,6 +174,11 @@ static int count_entries(const struct bpf_map *map, uint64_t *entries)
 		}
 		first = false;
 		*entries += count;
+		for (__u32 i = 0; flows && i < count; i++) {
+			const struct bf_sock *sock = (const void *)((char *)values + i * value_size);
+
+			*flows += (sock->flags & BF_SOCK_FLOW) != 0;
+		}
 		if (err)
 			break;
 	}
@@ -465,12 +473,13 @@ static int put_maps(FILE *out, struct bf_monitor *mon, uint64_t totals_entries)
 		const char *label;
 		const struct bpf_map *map;
 	} maps[] = {
-		{ "flows", mon->skel->maps.flows },   { "totals", mon->skel->maps.totals },
-		{ "procs", mon->skel->maps.procs },   { "alerted", mon->skel->maps.alerted },
-		{ "closed", mon->skel->maps.closed },
+		{ "flows", mon->skel->maps.flows },	    { "socks", mon->skel->maps.socks },
+		{ "totals", mon->skel->maps.totals },	    { "procs", mon->skel->maps.procs },
+		{ "alerted", mon->skel->maps.alerted },	    { "closed", mon->skel->maps.closed },
+		{ "listeners", mon->skel->maps.listeners },
 	};
 	const size_t nmaps = sizeof(maps) / sizeof(maps[0]);
-	uint64_t entries[sizeof(maps) / sizeof(maps[0])];
+	uint64_t entries[sizeof(maps) / sizeof(maps[0])], socket_flows = 0;
 	size_t i;
 	int ret;
 
@@ -480,15 +489,16 @@ static int put_maps(FILE *out, struct bf_monitor *mon, uint64_t totals_entries)
 			entries[i] = totals_entries;
 			continue;
 		}
-		ret = count_entries(maps[i].map, &entries[i]);
+		ret = count_entries(maps[i].map, &entries[i],
+				    maps[i].map == mon->skel->maps.socks ? &socket_flows : NULL);
 		if (ret)
 			return ret;
 	}
 
 	put_family(out, "borderflow_active_flows", "gauge",
-		   "Entries in the flows map: flows of watched applications not yet removed "
-		   "after their end or idle time.");
-	put_u64(out, "borderflow_active_flows", NULL, 0, entries[0]);
+		   "Flows of watched applications not yet removed after their end or idle "
+		   "time: the entries of the flows map and the socks entries that contain a flow.");
+	put_u64(out, "borderflow_active_flows", NULL, 0, entries[0] + socket_flows);
 	put_family(out, "borderflow_map_entries", "gauge",
 		   "Entries in a BPF map, counted by reading its keys at scrape time.");
 	for (i = 0; i < nmaps; i++) {

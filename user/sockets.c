@@ -6,7 +6,7 @@
  * which for a client restarted under a running daemon can be days.
  *
  * The daemon takes a duplicate of each socket with pidfd_getfd(2) and writes
- * its owner into sk_owner with the socket fd as key. BPF_NOEXIST keeps a
+ * its owner into socks under its cookie (SO_COOKIE). BPF_NOEXIST keeps a
  * label that the hooks wrote meanwhile, and the first process found wins for
  * a socket that several processes share.
  */
@@ -90,7 +90,7 @@ static void read_cgroup_id(struct process_info *proc, const char *cgroup_root)
 }
 
 /* Fills the connected peer of fd, if any, and its geolocation as the kernel table has it. */
-static void read_peer(int fd, struct bf_sock_owner *owner, const struct bf_geo_table *table,
+static void read_peer(int fd, struct bf_sock *sock, const struct bf_geo_table *table,
 		      const struct bf_config *cfg)
 {
 	struct sockaddr_storage ss;
@@ -121,31 +121,32 @@ static void read_peer(int fd, struct bf_sock_owner *owner, const struct bf_geo_t
 	} else {
 		return;
 	}
-	memcpy(owner->peer, addr, 16);
-	owner->peer_port = port;
-	owner->peer_geo = bf_monitor_geo_value(table, cfg, family, addr);
-	owner->peer_family = family;
+	memcpy(sock->peer, addr, 16);
+	sock->peer_port = port;
+	sock->peer_geo = bf_monitor_geo_value(table, cfg, family, addr);
+	sock->peer_family = family;
 }
 
-static bool is_counted_socket(int fd)
+/* Returns the transport of an inet TCP or UDP socket, else 0. */
+static int counted_protocol(int fd)
 {
 	int domain, protocol;
 	socklen_t len = sizeof(int);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) ||
 	    (domain != AF_INET && domain != AF_INET6))
-		return false;
+		return 0;
 	len = sizeof(int);
 	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len))
-		return false;
-	return protocol == IPPROTO_TCP || protocol == IPPROTO_UDP;
+		return 0;
+	return protocol == IPPROTO_TCP || protocol == IPPROTO_UDP ? protocol : 0;
 }
 
 /* Labels the sockets of one process. Returns how many were labelled. */
 static int label_process(struct bf_monitor *mon, const struct process_info *proc,
 			 const struct bf_geo_table *table, const struct bf_config *cfg)
 {
-	int map_fd = bpf_map__fd(mon->skel->maps.sk_owner);
+	int map_fd = bpf_map__fd(mon->skel->maps.socks);
 	char folder[64], link[320], target[64];
 	struct dirent *entry;
 	int pidfd, labelled = 0;
@@ -161,10 +162,11 @@ static int label_process(struct bf_monitor *mon, const struct process_info *proc
 		return 0;
 	}
 	while ((entry = readdir(dir))) {
-		struct bf_sock_owner owner = {};
-		socklen_t len = sizeof(owner.cookie);
+		struct bf_sock sock = {};
+		socklen_t len = sizeof(__u64);
+		__u64 cookie;
 		ssize_t n;
-		int fd;
+		int fd, proto;
 
 		if (!isdigit((unsigned char)entry->d_name[0]))
 			continue;
@@ -178,15 +180,16 @@ static int label_process(struct bf_monitor *mon, const struct process_info *proc
 		fd = pidfd_getfd(pidfd, atoi(entry->d_name), 0);
 		if (fd < 0)
 			continue;
-		if (is_counted_socket(fd) &&
-		    !getsockopt(fd, SOL_SOCKET, SO_COOKIE, &owner.cookie, &len)) {
-			owner.tgid = proc->pid;
-			owner.uid = proc->uid;
-			owner.app = proc->app;
-			owner.cgroup_id = proc->cgroup_id;
-			memcpy(owner.comm, proc->comm, sizeof(owner.comm));
-			read_peer(fd, &owner, table, cfg);
-			if (!bpf_map_update_elem(map_fd, &fd, &owner, BPF_NOEXIST))
+		proto = counted_protocol(fd);
+		if (proto && !getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len)) {
+			sock.owner.tgid = proc->pid;
+			sock.owner.uid = proc->uid;
+			sock.owner.app = proc->app;
+			sock.owner.cgroup_id = proc->cgroup_id;
+			memcpy(sock.owner.comm, proc->comm, sizeof(sock.owner.comm));
+			sock.proto = proto;
+			read_peer(fd, &sock, table, cfg);
+			if (!bpf_map_update_elem(map_fd, &cookie, &sock, BPF_NOEXIST))
 				labelled++;
 		}
 		close(fd);

@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # Lab test of the flow records of a watched client. A connected socket counts
-# its packets in its socket storage and moves the counts to its flows entry at
-# sock_release. Packets after the release count in the entry directly. So once
-# a flow has ended, its entry must contain every packet of it, exactly as the
-# totals that "borderflow status" reports. Each case sends to its own country
-# and transport, so that a status row and a flow entry compare one to one. The
-# test reads the entries from the daemon's flows map with bpftool.
+# its packets in the flow that its socks entry holds, an unconnected one in
+# flows entries, and packets after sock_release still count in the flow. So
+# once a flow has ended, its record must contain every packet of it, exactly
+# as the totals that "borderflow status" reports. Each case sends to its own
+# country and transport, so that a status row and a flow record compare one
+# to one. The test reads the records from the daemon's flows and socks maps
+# with bpftool.
 
 # shellcheck source=tests/lab/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -123,9 +124,7 @@ for ((i = 0; i < COUNT_TIMEOUT_S * 5; i++)); do
 	sleep 0.5
 done
 
-map_id=$(lab_flows_map_id "$DAEMON_PID") || lab_bail "no map named flows among the fds of borderflowd"
-bpftool map dump id "$map_id" -j >"$ENTRIES" 2>"$LAB_TMP/bpftool.err" ||
-	lab_bail "bpftool map dump id $map_id failed: $(cat "$LAB_TMP/bpftool.err")"
+lab_dump_flows "$DAEMON_PID" "$ENTRIES"
 
 check_eq "no lost events" "$(jq .lost_events "$STATUS")" 0
 check_eq "flow start events" "$(jq .flows_started "$STATUS")" "${#CASES[@]}"

@@ -278,21 +278,42 @@ lab_start_daemon()
 	ok "daemon ready within $seconds s"
 }
 
-# lab_flows_map_id PID: prints the id of the map named flows among the BPF maps that the
-# fds of process PID refer to.
-lab_flows_map_id()
+# lab_map_id PID NAME: prints the id of the BPF map named NAME among those that the fds of
+# process PID refer to.
+lab_map_id()
 {
 	local fdinfo id
 
 	for fdinfo in /proc/"$1"/fdinfo/*; do
 		id=$(awk '$1 == "map_id:" { print $2 }' "$fdinfo" 2>/dev/null)
 		[[ -n $id ]] || continue
-		if [[ $(bpftool map show id "$id" -j 2>/dev/null | jq -r .name) == flows ]]; then
+		if [[ $(bpftool map show id "$id" -j 2>/dev/null | jq -r .name) == "$2" ]]; then
 			echo "$id"
 			return 0
 		fi
 	done
 	return 1
+}
+
+# lab_dump_flows PID OUTFILE: writes the flow records of the daemon PID to OUTFILE, as
+# bpftool prints the flows map: a JSON array of {"formatted": {"key", "value"}}. The flows
+# that socks entries hold (the value's flags has BF_SOCK_FLOW, 4) come with a key of the
+# flows map's form, made from the entry's cookie and peer.
+lab_dump_flows()
+{
+	local flows socks
+
+	flows=$(lab_map_id "$1" flows) || lab_bail "no map named flows among the fds of process $1"
+	socks=$(lab_map_id "$1" socks) || lab_bail "no map named socks among the fds of process $1"
+	bpftool map dump id "$flows" -j >"$2.flows" 2>"$2.err" ||
+		lab_bail "bpftool map dump id $flows failed: $(cat "$2.err")"
+	bpftool map dump id "$socks" -j >"$2.socks" 2>"$2.err" ||
+		lab_bail "bpftool map dump id $socks failed: $(cat "$2.err")"
+	jq -s '.[0] + [.[1][].formatted | select(.value.flags % 8 >= 4) | {formatted: {
+		key: {cookie: .key, peer: .value.peer, peer_port: .value.peer_port,
+			family: .value.peer_family, proto: .value.proto},
+		value: .value.flow}}]' "$2.flows" "$2.socks" >"$2" ||
+		lab_bail "failed to join the flows and socks entries of process $1"
 }
 
 # lab_on_cleanup FUNCTION: runs FUNCTION at exit, before the lab is torn down.

@@ -345,8 +345,10 @@ check_eq "metric geo info escapes the override file name" \
 	"$(grep -cF "borderflow_geo_info{source=\"$OVERRIDE_LABEL\",format=\"cidr\"" "$SCRAPE")" 1
 check_eq "metric flows map capacity" "$(metric "$SCRAPE" 'borderflow_map_capacity{map="flows"}')" 65536
 check_match "metric active flows is a number" "$(metric "$SCRAPE" borderflow_active_flows)" '^[0-9]+$'
-check_eq "metric active flows equals flows map entries" \
-	"$(metric "$SCRAPE" borderflow_active_flows)" "$(metric "$SCRAPE" 'borderflow_map_entries{map="flows"}')"
+check_eq "metric socks map capacity" "$(metric "$SCRAPE" 'borderflow_map_capacity{map="socks"}')" 262144
+lab_dump_flows "$DAEMON_PID" "$LAB_TMP/flow-records.json"
+check_eq "metric active flows equals the flow records in the flows and socks maps" \
+	"$(metric "$SCRAPE" borderflow_active_flows)" "$(jq length "$LAB_TMP/flow-records.json")"
 check_eq "metric totals entries" "$(metric "$SCRAPE" 'borderflow_map_entries{map="totals"}')" \
 	"$(bpftool map dump pinned "$LAB_PIN/totals" -j 2>/dev/null | jq length)"
 check_match "metric build info" "$(cat "$SCRAPE")" 'borderflow_build_info\{version="[^"]+"\} 1'

@@ -109,9 +109,7 @@ for ((i = 0; i < COUNT_TIMEOUT_S * 5; i++)); do
 		(($(jq '.flows_ended' "$STATUS") >= ended_expected)) && break
 	sleep 0.2
 done
-map_id=$(lab_flows_map_id "$DAEMON_PID") || lab_bail "no map named flows among the fds of borderflowd"
-bpftool map dump id "$map_id" -j >"$ENTRIES" 2>"$LAB_TMP/bpftool.err" ||
-	lab_bail "bpftool map dump id $map_id failed: $(cat "$LAB_TMP/bpftool.err")"
+lab_dump_flows "$DAEMON_PID" "$ENTRIES"
 
 # entries FILTER: the number of flows entries that the jq FILTER selects.
 entries()
