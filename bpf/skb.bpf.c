@@ -296,8 +296,8 @@ static __always_inline void add_to_flow(struct bf_flow_value *flow, bool egress,
 
 /*
  * Counts a packet of a watched application in its flows entry, creating the
- * entry on its first packet: for unconnected UDP, for packets without socket
- * storage, and after sock_release. Returns whether the flow is new, and
+ * entry on its first packet: for unconnected UDP, and for a peer that a
+ * socket left by a connect() to another one. Returns whether the flow is new, and
  * updates *geo to the verdict the flow was tagged with, so a flow keeps one
  * verdict for life.
  */

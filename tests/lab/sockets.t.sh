@@ -6,7 +6,8 @@
 # the client namespace, so the flow's peer comes from its packets. A watched server's
 # listener receives the SYNs of every client, and each connection that accept() returns is one
 # flow of its own. In both cases every entry must end when its socket closes, because open
-# TCP entries stay in the flows map for hours.
+# entries stay for as long as their socket. An unwatched server's connections count under the
+# application other, one flow per SYN, and the handshake of either server is attributed.
 
 # shellcheck source=tests/lab/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -18,6 +19,7 @@ STOP_TIMEOUT_S=5
 COUNT_TIMEOUT_S=10
 LOOPBACK_PORT=9501
 SERVER_PORT=9502
+UNWATCHED_PORT=9503
 CONNECTIONS=3
 CONNECTION_BYTES=1000
 
@@ -77,6 +79,20 @@ SERVER_PID=$(cat "$LAB_CGROUP/cgroup.procs")
 [[ $SERVER_PID =~ ^[0-9]+$ ]] || lab_bail "expected one process in '$LAB_CGROUP', found '$SERVER_PID'"
 LAB_PIDS+=("$SERVER_PID")
 
+# An unwatched server in the test cgroup too: the sink run from outside the watched folder.
+lab_client "$LAB_BIN/sink" --port "$UNWATCHED_PORT" --out "$LAB_TMP/unwatched.txt" --timeout 120 \
+	>"$LAB_TMP/unwatched.log" 2>&1 &
+LAB_PIDS+=("$!")
+for ((i = 0; i < 50; i++)); do
+	(($(listening "$UNWATCHED_PORT") == 2)) && break
+	sleep 0.1
+done
+(($(listening "$UNWATCHED_PORT") == 2)) || lab_bail "sink not listening on port $UNWATCHED_PORT after 5 s"
+UNWATCHED_PID=$(grep -vx "$SERVER_PID" "$LAB_CGROUP/cgroup.procs")
+[[ $UNWATCHED_PID =~ ^[0-9]+$ ]] ||
+	lab_bail "expected the unwatched server in '$LAB_CGROUP', found '$UNWATCHED_PID'"
+LAB_PIDS+=("$UNWATCHED_PID")
+
 # --- traffic ----------------------------------------------------------------------
 
 for addr in 0.0.0.0 ::; do
@@ -94,12 +110,21 @@ for ((i = 1; i <= CONNECTIONS; i++)); do
 		not_ok "unwatched client $i connects to the watched server" "$out"
 	fi
 done
-kill -TERM "$SERVER_PID"
+for ((i = 1; i <= CONNECTIONS; i++)); do
+	if out=$(ip netns exec "$LAB_SRV" "$LAB_BIN/fakeclient" tcp "$SERVER_ADDR" "$UNWATCHED_PORT" \
+		"$CONNECTION_BYTES" 2>&1); then
+		ok "unwatched client $i connects to the unwatched server"
+	else
+		not_ok "unwatched client $i connects to the unwatched server" "$out"
+	fi
+done
+kill -TERM "$SERVER_PID" "$UNWATCHED_PID"
 if lab_wait_exit "$SERVER_PID" "$STOP_TIMEOUT_S"; then
 	ok "watched server ends on SIGTERM"
 else
 	not_ok "watched server ends on SIGTERM" "still running after $STOP_TIMEOUT_S s"
 fi
+lab_wait_exit "$UNWATCHED_PID" "$STOP_TIMEOUT_S" || lab_bail "unwatched server still running"
 
 # --- the flow records -------------------------------------------------------------
 
@@ -132,6 +157,23 @@ check_range "server entries received the payload" \
 	"$(jq "[.[].formatted | select(.value.local_port == $SERVER_PORT) |
 		.value.receive_bytes] | add // 0" "$ENTRIES")" \
 	$((CONNECTIONS * CONNECTION_BYTES)) $((CONNECTIONS * (CONNECTION_BYTES + 1000)))
+
+# status_mo APP FIELD: FIELD of the MO TCP row of APP in the status.
+status_mo()
+{
+	jq --arg app "$1" --arg field "$2" '[.apps[] | select(.app == $app) | .destinations[] |
+		select(.country == "MO") | .tcp[$field] // 0] | add // 0' "$STATUS"
+}
+
+# The sockets that accept() returns to an unwatched server take its application from the
+# listener, and each SYN it receives counts as one flow.
+check_eq "unwatched server connections counted as flows" "$(status_mo other flows)" \
+	"$CONNECTIONS"
+check_range "unwatched server receive bytes counted under other" \
+	"$(status_mo other receive_bytes)" \
+	$((CONNECTIONS * CONNECTION_BYTES)) $((CONNECTIONS * (CONNECTION_BYTES + 1000)))
+check_eq "no MO bytes unattributed" \
+	"$(($(status_mo unattributed transmit_bytes) + $(status_mo unattributed receive_bytes)))" 0
 
 lab_stop "$DAEMON_PID" "$STOP_TIMEOUT_S"
 check_eq "daemon exits 0 within $STOP_TIMEOUT_S s of SIGTERM" "$?" 0
