@@ -6,6 +6,7 @@
 #ifndef BORDERFLOW_FLOW_BPF_H
 #define BORDERFLOW_FLOW_BPF_H
 
+#include "geo.bpf.h"
 #include "maps.bpf.h"
 
 /* Bytes that one event takes in the ring buffer, with the record header. */
@@ -70,6 +71,40 @@ static __always_inline struct bf_sock *bf_insert_sock(__u64 cookie, __u8 proto)
 	if (sock)
 		sock->proto = proto;
 	return sock;
+}
+
+/* As bf_insert_sock, for an entry that sock_create did not make (BF_SOCK_ADOPTED). */
+static __always_inline struct bf_sock *bf_adopt_sock(__u64 cookie, __u8 proto)
+{
+	struct bf_sock *sock = bf_insert_sock(cookie, proto);
+
+	if (sock) {
+		sock->flow.last_ns = bpf_ktime_get_coarse_ns();
+		__sync_fetch_and_or(&sock->flags, BF_SOCK_ADOPTED);
+	}
+	return sock;
+}
+
+/*
+ * Fills the listeners key of a socket's local address and port. The fields
+ * read are those that timewait and request sockets have too.
+ */
+static __always_inline void bf_listen_key(const struct bpf_sock *sk, struct bf_listen_key *lkey)
+{
+	__builtin_memset(lkey, 0, sizeof(*lkey));
+	lkey->port = (__u16)sk->src_port;
+	if (sk->family == AF_INET6) {
+		__u32 *addr = (__u32 *)lkey->addr;
+
+		lkey->family = 6;
+		addr[0] = sk->src_ip6[0];
+		addr[1] = sk->src_ip6[1];
+		addr[2] = sk->src_ip6[2];
+		addr[3] = sk->src_ip6[3];
+	} else {
+		lkey->family = 4;
+		*(__u32 *)lkey->addr = sk->src_ip4;
+	}
 }
 
 #endif

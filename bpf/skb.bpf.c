@@ -29,7 +29,6 @@ struct packet {
 	__u8 family;
 	__u8 proto;
 	__u16 header_bytes; /* IP and transport headers, repeated in every segment */
-	bool syn;	    /* a TCP SYN without ACK: a connection's first packet */
 };
 
 /*
@@ -54,12 +53,10 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 offset, const s
 	}
 	pkt->peer_port = bpf_ntohs(l4->dest);
 	pkt->local_port = bpf_ntohs(l4->source);
-	if (pkt->proto == BF_PROTO_UDP) {
+	if (pkt->proto == BF_PROTO_UDP)
 		pkt->header_bytes += sizeof(struct udphdr);
-	} else {
+	else
 		pkt->header_bytes += l4->doff * 4;
-		pkt->syn = l4->syn && !l4->ack;
-	}
 	return 0;
 }
 
@@ -243,7 +240,12 @@ static __always_inline bool out_of_region(__u8 verdict)
  */
 static __always_inline bool first_packet_of_socket(struct bf_sock *sock)
 {
-	if (!sock || (sock->flags & BF_SOCK_COUNTED))
+	if (!sock)
+		return false;
+	/* Idle expiry of the entries that no sock_release may remove. */
+	if (sock->flags & BF_SOCK_ADOPTED)
+		sock->flow.last_ns = bpf_ktime_get_coarse_ns();
+	if (sock->flags & BF_SOCK_COUNTED)
 		return false;
 	return !(__sync_fetch_and_or(&sock->flags, BF_SOCK_COUNTED) & BF_SOCK_COUNTED);
 }
@@ -452,36 +454,20 @@ static __always_inline bool takes_packet_peer(const struct bf_sock *sock)
 	return !sock->peer_family || !(sock->flags & (BF_SOCK_FLOW | BF_SOCK_RELEASED));
 }
 
-/* Fills the listeners key of a socket's local address and port. */
-static __always_inline void listen_key(const struct bpf_sock *sk, struct bf_listen_key *lkey)
-{
-	__builtin_memset(lkey, 0, sizeof(*lkey));
-	lkey->port = (__u16)sk->src_port;
-	if (sk->family == AF_INET6) {
-		__u32 *addr = (__u32 *)lkey->addr;
-
-		lkey->family = 6;
-		addr[0] = sk->src_ip6[0];
-		addr[1] = sk->src_ip6[1];
-		addr[2] = sk->src_ip6[2];
-		addr[3] = sk->src_ip6[3];
-	} else {
-		lkey->family = 4;
-		*(__u32 *)lkey->addr = sk->src_ip4;
-	}
-}
-
 /* Records the owner of a listening socket at a SYN it receives, unless it is known. */
-static __always_inline void note_listener(const struct bpf_sock *sk, const struct bf_sock *sock)
+static __always_inline void note_listener(const struct bpf_sock *sk, struct bf_sock *sock)
 {
 	struct bf_listen_key lkey;
 	struct bf_owner *known;
 
-	listen_key(sk, &lkey);
+	bf_listen_key(sk, &lkey);
 	known = bpf_map_lookup_elem(&listeners, &lkey);
 	if (known && known->tgid == sock->owner.tgid && known->app == sock->owner.app)
 		return;
 	(void)bpf_map_update_elem(&listeners, &lkey, &sock->owner, BPF_ANY);
+	/* For sock_release, which removes the entry again (sock.bpf.c). */
+	__builtin_memcpy(sock->flow.local, lkey.addr, 16);
+	sock->flow.local_port = lkey.port;
 }
 
 /*
@@ -494,7 +480,7 @@ static __always_inline struct bf_owner *listener_owner(const struct bpf_sock *sk
 	struct bf_listen_key lkey;
 	struct bf_owner *owner;
 
-	listen_key(sk, &lkey);
+	bf_listen_key(sk, &lkey);
 	owner = bpf_map_lookup_elem(&listeners, &lkey);
 	if (owner)
 		return owner;
@@ -502,13 +488,18 @@ static __always_inline struct bf_owner *listener_owner(const struct bpf_sock *sk
 	return bpf_map_lookup_elem(&listeners, &lkey);
 }
 
+/* True for the states of an accepted socket that the process has not closed yet. */
+static __always_inline bool open_after_accept(const struct bpf_sock *sk)
+{
+	return sk->state == BPF_TCP_ESTABLISHED || sk->state == BPF_TCP_CLOSE_WAIT;
+}
+
 /*
  * Finds the socks entry of a packet's socket. A socket that accept()
- * returned has none until its first packet: a watched listener's socket
- * then gets one with the listener's owner, and *app is the listener's
- * application for any other. The fields read of a socket without an entry
- * are those that timewait and request sockets have too. *listening is set
- * for a listener's packets.
+ * returned has none until its first packet, and then gets one with the
+ * owner of its listener. A socket closed before its first packet gets none:
+ * its packets count in totals under the listener's application, which *app
+ * returns. *listening is set for a listener's packets.
  */
 static __always_inline struct bf_sock *find_sock(struct __sk_buff *skb, __u64 cookie, __u8 proto,
 						 bool *listening, __u32 *app)
@@ -532,14 +523,12 @@ static __always_inline struct bf_sock *find_sock(struct __sk_buff *skb, __u64 co
 	if (!owner)
 		return NULL;
 	*app = owner->app;
-	/* Only a full socket goes through sock_release, which removes the entry. */
-	if (owner->app == BF_APP_OTHER || !bpf_sk_fullsock(sk))
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || !open_after_accept(sk))
 		return NULL;
-	sock = bf_insert_sock(cookie, BF_PROTO_TCP);
-	if (sock) {
+	sock = bf_adopt_sock(cookie, BF_PROTO_TCP);
+	if (sock)
 		sock->owner = *owner;
-		__sync_fetch_and_or(&sock->flags, BF_SOCK_ACCEPTED);
-	}
 	return sock;
 }
 
@@ -602,13 +591,9 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 		}
 	}
 
-	/*
-	 * A watched listener's packets belong to the connections that accept()
-	 * returns, which count them. An unwatched listener's sockets have no
-	 * entry, so each SYN counts as a flow.
-	 */
+	/* A listener's SYNs belong to the connections that accept() returns, which count them. */
 	if (listening)
-		new_flow = app == BF_APP_OTHER && pkt.syn;
+		new_flow = false;
 	else if (app == BF_APP_OTHER || app == BF_APP_UNATTRIBUTED)
 		new_flow = first_packet_of_socket(sock);
 	else if (connected)

@@ -65,19 +65,19 @@ int bf_sock_create(struct bpf_sock *sk)
  * owner: the process that connects or sends is the one responsible for the
  * bytes, even when another process created the socket. The entry is
  * created here for sockets older than the monitor that the daemon did not
- * label.
+ * label, and for kernel sockets that the hooks see, such as MPTCP subflows.
  */
 static __always_inline struct bf_sock *claim_socket(struct bpf_sock_addr *ctx)
 {
 	struct bf_sock *sock;
 	__u64 cookie;
 
-	if (!ctx->sk)
+	if (!ctx->sk || (ctx->protocol != BF_PROTO_TCP && ctx->protocol != BF_PROTO_UDP))
 		return NULL;
 	cookie = bpf_get_socket_cookie(ctx);
 	sock = bpf_map_lookup_elem(&socks, &cookie);
 	if (!sock) {
-		sock = bf_insert_sock(cookie, ctx->protocol);
+		sock = bf_adopt_sock(cookie, ctx->protocol);
 		if (sock)
 			set_caller(&sock->owner);
 		return sock;
@@ -229,6 +229,29 @@ int bf_sendmsg6(struct bpf_sock_addr *ctx)
 }
 
 /*
+ * Removes a closed listener's owner from listeners, so that a later
+ * listener on the same port, perhaps on every address, is the one that the
+ * sockets accept() returns find. Another process's listener on the same
+ * address and port (SO_REUSEPORT) keeps its entry. The address is the one
+ * that the listener's first SYN stored in its flow's local fields, because
+ * sock_release programs cannot read a socket's local address.
+ */
+static __always_inline void forget_listener(struct bpf_sock *sk, const struct bf_sock *sock)
+{
+	struct bf_listen_key lkey = {};
+	struct bf_owner *known;
+
+	if (!sock->flow.local_port)
+		return; /* no SYN reached it, so it has no entry */
+	__builtin_memcpy(lkey.addr, sock->flow.local, 16);
+	lkey.port = sock->flow.local_port;
+	lkey.family = sk->family == AF_INET6 ? 6 : 4;
+	known = bpf_map_lookup_elem(&listeners, &lkey);
+	if (known && known->tgid == sock->owner.tgid)
+		(void)bpf_map_delete_elem(&listeners, &lkey);
+}
+
+/*
  * The process closed the socket. Packets can still follow (data still
  * queued, FIN, TIME_WAIT), so the entry of a watched flow stays until the
  * daemon removes it, and they count in it. The entry of any other socket
@@ -255,8 +278,9 @@ int bf_sock_release(struct bpf_sock *sk)
 		end_flow(sock, cookie);
 		return 1;
 	}
-	if (sk->protocol == BF_PROTO_TCP && sk->state != BPF_TCP_CLOSE &&
-	    sk->state != BPF_TCP_LISTEN)
+	if (sk->state == BPF_TCP_LISTEN)
+		forget_listener(sk, sock);
+	else if (sk->protocol == BF_PROTO_TCP && sk->state != BPF_TCP_CLOSE)
 		(void)bpf_map_update_elem(&closed, &cookie, &sock->owner.app, BPF_ANY);
 	(void)bpf_map_delete_elem(&socks, &cookie);
 	return 1;

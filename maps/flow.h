@@ -33,7 +33,7 @@ struct bf_listen_key {
 
 /*
  * Key of flows, and of the flow that a socks entry contains. One socket is one
- * flow per peer. A connected socket's flow is in its socks entry; flows has
+ * flow per peer. A connected socket's flow is in its socks entry. flows has
  * an entry for each peer that an unconnected UDP socket sent to or heard
  * from, and for the flow that a socket left by a connect() to another peer.
  * Addresses are in network order, IPv4 in the first 4 bytes and the rest 0;
@@ -107,11 +107,13 @@ struct bf_sock {
 #define BF_SOCK_RELEASED 2u /* the process closed the socket; its flow is ending */
 #define BF_SOCK_FLOW	 4u /* flow contains the connected peer's flow, see above */
 /*
- * The entry took its owner from the listener at the socket's first packet.
- * accept() may never return such a socket, and then no sock_release ends its
- * flow, so the daemon removes an entry like this one when it is long idle.
+ * The entry was made outside sock_create, so no sock_release may come for
+ * it: by a connect or send on a socket older than the monitor, which may be
+ * a kernel socket (an MPTCP subflow), or at the first packet of a socket
+ * that accept() returned, which accept() may never return. flow.last_ns is
+ * its latest packet, and the daemon removes it when idle for 6 hours.
  */
-#define BF_SOCK_ACCEPTED 8u
+#define BF_SOCK_ADOPTED 8u
 
 /*
  * Key of alerted: an application's destination and its country, so that a

@@ -28,9 +28,9 @@
  * sock_release, but the entry stays until it has been idle for
  * ENDED_LINGER_NS, because data still queued at close(2) and the FIN
  * exchange follow the release; the kernel counts such late packets into
- * the entry, never into a new one (and always into totals). A socket that
- * accept() may never return has no release (BF_SOCK_ACCEPTED): its entry
- * goes when idle for TCP_IDLE_NS. The flows map contains the rest. A flow
+ * the entry, never into a new one (and always into totals). An entry that
+ * sock_create did not make may see no release (BF_SOCK_ADOPTED): it goes
+ * when idle for TCP_IDLE_NS. The flows map contains the rest. A flow
  * that a connect() to another peer ended lingers as an ended one.
  * Unconnected UDP flows never see a release for their peer, so they end
  * when idle for UDP_IDLE_NS. TCP flows idle for TCP_IDLE_NS are taken as
@@ -131,11 +131,10 @@ static bool sock_expired(const void *key, const void *v, uint64_t now_ns)
 	uint64_t idle = now_ns > sock->flow.last_ns ? now_ns - sock->flow.last_ns : 0;
 
 	(void)key;
-	if (!(sock->flags & BF_SOCK_FLOW))
-		return false; /* a live socket's owner: sock_release removes it */
-	if (sock->flow.end_ns)
+	if ((sock->flags & BF_SOCK_FLOW) && sock->flow.end_ns)
 		return idle > ENDED_LINGER_NS;
-	return (sock->flags & BF_SOCK_ACCEPTED) && idle > TCP_IDLE_NS;
+	/* Any other entry is a live socket's, which sock_release removes, unless adopted. */
+	return (sock->flags & BF_SOCK_ADOPTED) && idle > TCP_IDLE_NS;
 }
 
 /*

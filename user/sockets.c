@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,27 +67,44 @@ static void read_status(struct process_info *proc)
 	fclose(f);
 }
 
-/* The id of a cgroup v2 cgroup is the inode number of its folder. */
-static void read_cgroup_id(struct process_info *proc, const char *cgroup_root)
+/*
+ * Reads the cgroup v2 folder of a process into folder, and its id, the
+ * inode number of the folder. Returns false when /proc does not tell it.
+ */
+static bool read_cgroup(struct process_info *proc, const char *cgroup_root, char *folder,
+			size_t size)
 {
-	char path[64], line[4096], folder[8192];
+	char path[64], line[4096];
+	bool found = false;
 	struct stat st;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%u/cgroup", proc->pid);
 	f = fopen(path, "re");
 	if (!f)
-		return;
+		return false;
 	while (fgets(line, sizeof(line), f)) {
 		if (strncmp(line, "0::", 3))
 			continue;
 		line[strcspn(line, "\n")] = '\0';
-		snprintf(folder, sizeof(folder), "%s%s", cgroup_root, line + 3);
+		snprintf(folder, size, "%s%s", cgroup_root, strcmp(line + 3, "/") ? line + 3 : "");
 		if (!stat(folder, &st))
 			proc->cgroup_id = st.st_ino;
+		found = true;
 		break;
 	}
 	fclose(f);
+	return found;
+}
+
+/* True when folder is the cgroup folder top or one below it. */
+static bool in_cgroup(const char *folder, const char *top)
+{
+	size_t n = strlen(top);
+
+	while (n > 1 && top[n - 1] == '/')
+		n--;
+	return !strncmp(folder, top, n) && (folder[n] == '\0' || folder[n] == '/');
 }
 
 /* Fills the connected peer of fd, if any, and its geolocation as the kernel table has it. */
@@ -203,12 +221,15 @@ int bf_monitor_seed_sockets(struct bf_monitor *mon, const struct bf_geo_table *t
 			    const struct bf_config *cfg)
 {
 	int procs_fd = bpf_map__fd(mon->skel->maps.procs);
-	char cgroup_root[4096] = "";
+	char cgroup_root[4096] = "", attached[PATH_MAX], folder[8192];
 	struct dirent *entry;
 	int labelled = 0;
 	DIR *dir;
 
 	(void)bf_find_cgroup2_root(cgroup_root, sizeof(cgroup_root), NULL);
+	/* The attach folder as the kernel names it, to compare with /proc/PID/cgroup. */
+	if (!realpath(mon->cgroup_path, attached))
+		snprintf(attached, sizeof(attached), "%s", mon->cgroup_path);
 	dir = opendir("/proc");
 	if (!dir)
 		return -errno;
@@ -225,8 +246,14 @@ int bf_monitor_seed_sockets(struct bf_monitor *mon, const struct bf_geo_table *t
 		proc.app = BF_APP_OTHER;
 		if (!bpf_map_lookup_elem(procs_fd, &proc.pid, &value))
 			proc.app = value.app;
+		/*
+		 * No sock_release reaches the programs for sockets outside the
+		 * attach folder, so their labels would stay in socks for good.
+		 */
+		if (!read_cgroup(&proc, cgroup_root, folder, sizeof(folder)) ||
+		    !in_cgroup(folder, attached))
+			continue;
 		read_status(&proc);
-		read_cgroup_id(&proc, cgroup_root);
 		labelled += label_process(mon, &proc, table, cfg);
 	}
 	closedir(dir);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Traffic sink for the lab tests. It runs in the server network namespace,
- * accepts TCP and UDP on the given ports on "::" (dual-stack) and counts the
+ * accepts TCP and UDP on the given ports on "::" (dual-stack), or on the
+ * address of --address, and counts the
  * bytes it receives per transport, local address, local port and peer
  * address. The summary file contains one line per key:
  *
@@ -80,6 +81,7 @@ struct sink {
 	int nr_counters;
 	uint64_t rejected_conns;
 	uint64_t overflow_bytes;
+	struct in6_addr address; /* to listen on; IPv4 as IPv4-mapped */
 	const char *out_path;
 	char buf[READ_BUF_BYTES];
 };
@@ -183,11 +185,11 @@ static int epoll_add(struct sink *s, struct source *src)
 	return 0;
 }
 
-static int open_socket(int type, uint16_t port)
+static int open_socket(int type, const struct in6_addr *address, uint16_t port)
 {
 	struct sockaddr_in6 addr = {
 		.sin6_family = AF_INET6,
-		.sin6_addr = IN6ADDR_ANY_INIT,
+		.sin6_addr = *address,
 		.sin6_port = htons(port),
 	};
 	int fd, err, off = 0, on = 1, rcvbuf = UDP_RCVBUF_BYTES;
@@ -461,11 +463,11 @@ static int setup(struct sink *s, const uint16_t *ports)
 		s->conns[i].fd = -1;
 
 	for (i = 0; i < s->nr_ports; i++) {
-		fd = open_socket(SOCK_STREAM, ports[i]);
+		fd = open_socket(SOCK_STREAM, &s->address, ports[i]);
 		if (fd < 0)
 			return fd;
 		s->listeners[i] = (struct source){ .kind = SOURCE_LISTENER, .fd = fd };
-		fd = open_socket(SOCK_DGRAM, ports[i]);
+		fd = open_socket(SOCK_DGRAM, &s->address, ports[i]);
 		if (fd < 0)
 			return fd;
 		s->udp[i] = (struct source){ .kind = SOURCE_UDP, .fd = fd, .port = ports[i] };
@@ -492,9 +494,11 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: sink --port PORT [--port PORT ...] --out FILE [--timeout SECONDS]\n"
+		"            [--address ADDRESS]\n"
 		"\n"
 		"Counts TCP and UDP bytes received on each PORT (at most %d ports) on \"::\".\n"
 		"  --port PORT        TCP and UDP port to listen on, 1-65535\n"
+		"  --address ADDRESS  IPv4 or IPv6 address to listen on instead of \"::\"\n"
 		"  --out FILE         summary file, rewritten on SIGUSR1 and at exit\n"
 		"  --timeout SECONDS  stop after this many seconds, 1-%d (default %d)\n"
 		"\n"
@@ -508,6 +512,7 @@ int main(int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "address", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -516,8 +521,24 @@ int main(int argc, char **argv)
 	unsigned long value, timeout_s = DEFAULT_TIMEOUT_S;
 	int opt, ret;
 
-	while ((opt = getopt_long(argc, argv, "p:o:t:h", options, NULL)) != -1) {
+	s.address = in6addr_any;
+	while ((opt = getopt_long(argc, argv, "p:o:t:a:h", options, NULL)) != -1) {
 		switch (opt) {
+		case 'a': {
+			struct in_addr v4;
+
+			if (inet_pton(AF_INET, optarg, &v4) == 1) {
+				memset(&s.address, 0, sizeof(s.address));
+				s.address.s6_addr[10] = 0xff;
+				s.address.s6_addr[11] = 0xff;
+				memcpy(&s.address.s6_addr[12], &v4, 4);
+			} else if (inet_pton(AF_INET6, optarg, &s.address) != 1) {
+				fprintf(stderr, "sink: invalid address '%s', expected IPv4 or IPv6\n",
+					optarg);
+				return 2;
+			}
+			break;
+		}
 		case 'p':
 			if (s.nr_ports == MAX_PORTS) {
 				fprintf(stderr, "sink: at most %d ports are supported\n",

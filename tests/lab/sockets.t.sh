@@ -7,7 +7,8 @@
 # listener receives the SYNs of every client, and each connection that accept() returns is one
 # flow of its own. In both cases every entry must end when its socket closes, because open
 # entries stay for as long as their socket. An unwatched server's connections count under the
-# application other, one flow per SYN, and the handshake of either server is attributed.
+# application other, one flow per connection, also when it takes the port of a closed watched
+# listener, and the handshake of every server is attributed.
 
 # shellcheck source=tests/lab/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -59,8 +60,8 @@ lab_start_daemon "$CONF" "$SOCK" "$READY_TIMEOUT_S"
 ip netns exec "$LAB_CLI" "$LAB_BIN/sink" --port "$LOOPBACK_PORT" --out "$LAB_TMP/loopback.txt" \
 	--timeout 120 >"$LAB_TMP/loopback.log" 2>&1 &
 LAB_PIDS+=("$!")
-lab_client "$WATCHED_SERVER" --port "$SERVER_PORT" --out "$LAB_TMP/server.txt" --timeout 120 \
-	>"$LAB_TMP/server.log" 2>&1 &
+lab_client "$WATCHED_SERVER" --port "$SERVER_PORT" --address "$SERVER_ADDR" \
+	--out "$LAB_TMP/server.txt" --timeout 120 >"$LAB_TMP/server.log" 2>&1 &
 LAB_PIDS+=("$!")
 
 # listening PORT: the TCP and UDP sockets listening on PORT in the client namespace.
@@ -128,6 +129,31 @@ else
 fi
 lab_wait_exit "$UNWATCHED_PID" "$STOP_TIMEOUT_S" || lab_bail "unwatched server still running"
 
+# An unwatched server on every address takes the port of the watched one, which listened on
+# one address only: its connections must not take the closed listener's owner.
+lab_client "$LAB_BIN/sink" --port "$SERVER_PORT" --out "$LAB_TMP/replacement.txt" --timeout 120 \
+	>"$LAB_TMP/replacement.log" 2>&1 &
+LAB_PIDS+=("$!")
+for ((i = 0; i < 50; i++)); do
+	(($(listening "$SERVER_PORT") == 2)) && break
+	sleep 0.1
+done
+(($(listening "$SERVER_PORT") == 2)) || lab_bail "sink not listening on port $SERVER_PORT after 5 s"
+REPLACEMENT_PID=$(cat "$LAB_CGROUP/cgroup.procs")
+[[ $REPLACEMENT_PID =~ ^[0-9]+$ ]] ||
+	lab_bail "expected one process in '$LAB_CGROUP', found '$REPLACEMENT_PID'"
+LAB_PIDS+=("$REPLACEMENT_PID")
+for ((i = 1; i <= CONNECTIONS; i++)); do
+	if out=$(ip netns exec "$LAB_SRV" "$LAB_BIN/fakeclient" tcp "$SERVER_ADDR" "$SERVER_PORT" \
+		"$CONNECTION_BYTES" 2>&1); then
+		ok "unwatched client $i connects to the replacement server"
+	else
+		not_ok "unwatched client $i connects to the replacement server" "$out"
+	fi
+done
+kill -TERM "$REPLACEMENT_PID"
+lab_wait_exit "$REPLACEMENT_PID" "$STOP_TIMEOUT_S" || lab_bail "replacement server still running"
+
 # --- the flow records -------------------------------------------------------------
 
 ended_expected=$((2 + CONNECTIONS))
@@ -167,13 +193,13 @@ status_mo()
 		select(.country == "MO") | .tcp[$field] // 0] | add // 0' "$STATUS"
 }
 
-# The sockets that accept() returns to an unwatched server take its application from the
-# listener, and each SYN it receives counts as one flow.
+# The sockets that accept() returns to the two unwatched servers take their application from
+# the listener, and each counts as one flow.
 check_eq "unwatched server connections counted as flows" "$(status_mo other flows)" \
-	"$CONNECTIONS"
+	$((2 * CONNECTIONS))
 check_range "unwatched server receive bytes counted under other" \
 	"$(status_mo other receive_bytes)" \
-	$((CONNECTIONS * CONNECTION_BYTES)) $((CONNECTIONS * (CONNECTION_BYTES + 1000)))
+	$((2 * CONNECTIONS * CONNECTION_BYTES)) $((2 * CONNECTIONS * (CONNECTION_BYTES + 1000)))
 check_eq "no MO bytes unattributed" \
 	"$(($(status_mo unattributed transmit_bytes) + $(status_mo unattributed receive_bytes)))" 0
 
