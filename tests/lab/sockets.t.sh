@@ -71,6 +71,33 @@ listening()
 		a[n] == port { count++ } END { print count + 0 }'
 }
 
+# wait_listening PORT: waits up to 5 s for a TCP and a UDP socket listening on PORT.
+wait_listening()
+{
+	local i
+
+	for ((i = 0; i < 50; i++)); do
+		(($(listening "$1") == 2)) && return 0
+		sleep 0.1
+	done
+	lab_bail "sink not listening on port $1 after 5 s"
+}
+
+# connect_clients PORT NAME: connects CONNECTIONS unwatched clients to the NAME server on PORT.
+connect_clients()
+{
+	local i out
+
+	for ((i = 1; i <= CONNECTIONS; i++)); do
+		if out=$(ip netns exec "$LAB_SRV" "$LAB_BIN/fakeclient" tcp "$SERVER_ADDR" "$1" \
+			"$CONNECTION_BYTES" 2>&1); then
+			ok "unwatched client $i connects to the $2 server"
+		else
+			not_ok "unwatched client $i connects to the $2 server" "$out"
+		fi
+	done
+}
+
 for ((i = 0; i < 50; i++)); do
 	(($(listening "$LOOPBACK_PORT") == 2 && $(listening "$SERVER_PORT") == 2)) && break
 	sleep 0.1
@@ -86,11 +113,7 @@ LAB_PIDS+=("$SERVER_PID")
 lab_client "$LAB_BIN/sink" --port "$UNWATCHED_PORT" --out "$LAB_TMP/unwatched.txt" --timeout 120 \
 	>"$LAB_TMP/unwatched.log" 2>&1 &
 LAB_PIDS+=("$!")
-for ((i = 0; i < 50; i++)); do
-	(($(listening "$UNWATCHED_PORT") == 2)) && break
-	sleep 0.1
-done
-(($(listening "$UNWATCHED_PORT") == 2)) || lab_bail "sink not listening on port $UNWATCHED_PORT after 5 s"
+wait_listening "$UNWATCHED_PORT"
 UNWATCHED_PID=$(grep -vx "$SERVER_PID" "$LAB_CGROUP/cgroup.procs")
 [[ $UNWATCHED_PID =~ ^[0-9]+$ ]] ||
 	lab_bail "expected the unwatched server in '$LAB_CGROUP', found '$UNWATCHED_PID'"
@@ -105,22 +128,8 @@ for addr in 0.0.0.0 ::; do
 		not_ok "watched client connects to $addr" "$out"
 	fi
 done
-for ((i = 1; i <= CONNECTIONS; i++)); do
-	if out=$(ip netns exec "$LAB_SRV" "$LAB_BIN/fakeclient" tcp "$SERVER_ADDR" "$SERVER_PORT" \
-		"$CONNECTION_BYTES" 2>&1); then
-		ok "unwatched client $i connects to the watched server"
-	else
-		not_ok "unwatched client $i connects to the watched server" "$out"
-	fi
-done
-for ((i = 1; i <= CONNECTIONS; i++)); do
-	if out=$(ip netns exec "$LAB_SRV" "$LAB_BIN/fakeclient" tcp "$SERVER_ADDR" "$UNWATCHED_PORT" \
-		"$CONNECTION_BYTES" 2>&1); then
-		ok "unwatched client $i connects to the unwatched server"
-	else
-		not_ok "unwatched client $i connects to the unwatched server" "$out"
-	fi
-done
+connect_clients "$SERVER_PORT" watched
+connect_clients "$UNWATCHED_PORT" unwatched
 kill -TERM "$SERVER_PID" "$UNWATCHED_PID"
 if lab_wait_exit "$SERVER_PID" "$STOP_TIMEOUT_S"; then
 	ok "watched server ends on SIGTERM"
@@ -134,23 +143,12 @@ lab_wait_exit "$UNWATCHED_PID" "$STOP_TIMEOUT_S" || lab_bail "unwatched server s
 lab_client "$LAB_BIN/sink" --port "$SERVER_PORT" --out "$LAB_TMP/replacement.txt" --timeout 120 \
 	>"$LAB_TMP/replacement.log" 2>&1 &
 LAB_PIDS+=("$!")
-for ((i = 0; i < 50; i++)); do
-	(($(listening "$SERVER_PORT") == 2)) && break
-	sleep 0.1
-done
-(($(listening "$SERVER_PORT") == 2)) || lab_bail "sink not listening on port $SERVER_PORT after 5 s"
+wait_listening "$SERVER_PORT"
 REPLACEMENT_PID=$(cat "$LAB_CGROUP/cgroup.procs")
 [[ $REPLACEMENT_PID =~ ^[0-9]+$ ]] ||
 	lab_bail "expected one process in '$LAB_CGROUP', found '$REPLACEMENT_PID'"
 LAB_PIDS+=("$REPLACEMENT_PID")
-for ((i = 1; i <= CONNECTIONS; i++)); do
-	if out=$(ip netns exec "$LAB_SRV" "$LAB_BIN/fakeclient" tcp "$SERVER_ADDR" "$SERVER_PORT" \
-		"$CONNECTION_BYTES" 2>&1); then
-		ok "unwatched client $i connects to the replacement server"
-	else
-		not_ok "unwatched client $i connects to the replacement server" "$out"
-	fi
-done
+connect_clients "$SERVER_PORT" replacement
 kill -TERM "$REPLACEMENT_PID"
 lab_wait_exit "$REPLACEMENT_PID" "$STOP_TIMEOUT_S" || lab_bail "replacement server still running"
 
