@@ -282,6 +282,12 @@ int bf_sock_release(struct bpf_sock *sk)
 		forget_listener(sk, sock);
 	else if (sk->protocol == BF_PROTO_TCP && sk->state != BPF_TCP_CLOSE)
 		(void)bpf_map_update_elem(&closed, &cookie, &sock->owner.app, BPF_ANY);
+	/*
+	 * NOTE: a packet on another CPU that looked the entry up before this
+	 * delete may still write its BF_SOCK_COUNTED flag after it, into memory
+	 * that the map may already have given to another socket's entry. This
+	 * window is not tested.
+	 */
 	(void)bpf_map_delete_elem(&socks, &cookie);
 	return 1;
 }
