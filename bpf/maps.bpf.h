@@ -119,9 +119,10 @@ BF_MAP struct {
 } listeners SEC(".maps");
 
 /*
- * Application of sockets of unwatched processes released in the last
- * moments, by cookie, so that packets of TCP's TIME_WAIT, which carry no
- * full socket, are still attributed. Watched sockets have their flow entry.
+ * Application of TCP sockets released in the last moments without a flow
+ * in their socks entry, by cookie, so that packets of TCP's TIME_WAIT, which
+ * carry no full socket, are still attributed. The socks entries of watched
+ * flows stay after the release for those packets.
  */
 BF_MAP struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
