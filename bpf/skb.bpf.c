@@ -488,10 +488,23 @@ static __always_inline struct bf_owner *listener_owner(const struct bpf_sock *sk
 	return bpf_map_lookup_elem(&listeners, &lkey);
 }
 
-/* True for the states of an accepted socket that the process has not closed yet. */
-static __always_inline bool open_after_accept(const struct bpf_sock *sk)
+/*
+ * True when a TCP socket without an entry may still see its sock_release:
+ * a connection from a listener in ESTABLISHED or CLOSE_WAIT, or one that the
+ * process shut down for writing and still has open. A socket in a FIN state
+ * without a struct socket was closed already, and no release will come.
+ */
+static __always_inline bool open_after_accept(struct bpf_sock *sk)
 {
-	return sk->state == BPF_TCP_ESTABLISHED || sk->state == BPF_TCP_CLOSE_WAIT;
+	struct tcp_sock *tcp;
+
+	if (sk->state == BPF_TCP_ESTABLISHED || sk->state == BPF_TCP_CLOSE_WAIT)
+		return true;
+	if (sk->state != BPF_TCP_FIN_WAIT1 && sk->state != BPF_TCP_FIN_WAIT2 &&
+	    sk->state != BPF_TCP_CLOSING)
+		return false;
+	tcp = bpf_skc_to_tcp_sock(sk);
+	return tcp && tcp->inet_conn.icsk_inet.sk.sk_socket;
 }
 
 /*
@@ -513,8 +526,12 @@ static __always_inline struct bf_sock *find_sock(struct __sk_buff *skb, __u64 co
 	*listening = sk->state == BPF_TCP_LISTEN;
 	if (sock) {
 		*app = sock->owner.app;
-		if (*listening)
+		if (*listening) {
 			note_listener(sk, sock);
+			/* A listener that the daemon labelled goes when idle: SYNs keep it. */
+			if (sock->flags & BF_SOCK_ADOPTED)
+				sock->flow.last_ns = bpf_ktime_get_coarse_ns();
+		}
 		return sock;
 	}
 	if (proto != BF_PROTO_TCP || *listening)

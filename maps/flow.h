@@ -109,9 +109,11 @@ struct bf_sock {
 /*
  * The entry was made outside sock_create, so no sock_release may come for
  * it: by a connect or send on a socket older than the monitor, which may be
- * a kernel socket (an MPTCP subflow), or at the first packet of a socket
- * that accept() returned, which accept() may never return. flow.last_ns is
- * its latest packet, and the daemon removes it when idle for 6 hours.
+ * a kernel socket (an MPTCP subflow), by the daemon for a socket older than
+ * it, which may belong to a cgroup outside the monitored one, or at the first
+ * packet of a socket that accept() returned, which accept() may never
+ * return. flow.last_ns is its latest packet, and the daemon removes it when
+ * idle for 6 hours.
  */
 #define BF_SOCK_ADOPTED 8u
 

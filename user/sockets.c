@@ -20,6 +20,7 @@
 #include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -168,6 +169,8 @@ static int label_process(struct bf_monitor *mon, const struct process_info *proc
 	char folder[64], link[320], target[64];
 	struct dirent *entry;
 	int pidfd, labelled = 0;
+	struct timespec now;
+	uint64_t now_ns;
 	DIR *dir;
 
 	snprintf(folder, sizeof(folder), "/proc/%u/fd", proc->pid);
@@ -179,6 +182,8 @@ static int label_process(struct bf_monitor *mon, const struct process_info *proc
 		closedir(dir);
 		return 0;
 	}
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	now_ns = (uint64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	while ((entry = readdir(dir))) {
 		struct bf_sock sock = {};
 		socklen_t len = sizeof(__u64);
@@ -206,6 +211,13 @@ static int label_process(struct bf_monitor *mon, const struct process_info *proc
 			sock.owner.cgroup_id = proc->cgroup_id;
 			memcpy(sock.owner.comm, proc->comm, sizeof(sock.owner.comm));
 			sock.proto = proto;
+			/*
+			 * The socket may belong to another cgroup than its process,
+			 * and then no sock_release reaches the programs: as an
+			 * adopted entry it goes when idle.
+			 */
+			sock.flags = BF_SOCK_ADOPTED;
+			sock.flow.last_ns = now_ns;
 			read_peer(fd, &sock, table, cfg);
 			if (!bpf_map_update_elem(map_fd, &cookie, &sock, BPF_NOEXIST))
 				labelled++;
