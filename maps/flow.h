@@ -108,12 +108,15 @@ struct bf_sock {
 #define BF_SOCK_FLOW	 4u /* flow contains the connected peer's flow, see above */
 /*
  * The entry was made outside sock_create, so no sock_release may come for
- * it: by a connect or send on a socket older than the monitor, which may be
- * a kernel socket (an MPTCP subflow), by the daemon for a socket older than
- * it, which may belong to a cgroup outside the monitored one, or at the first
- * packet of a socket that accept() returned, which accept() may never
- * return. flow.last_ns is its latest packet, and the daemon removes it when
- * idle for 6 hours.
+ * it. Such entries come from three places:
+ * - a connect or send on a socket older than the monitor, which may be a
+ *   kernel socket (an MPTCP subflow);
+ * - the daemon's labels of older sockets, which may belong to a cgroup
+ *   outside the monitored one;
+ * - the first packet of a socket from a listener, which accept() may never
+ *   return.
+ * flow.last_ns is its latest packet, and the daemon removes it when idle
+ * for 6 hours.
  */
 #define BF_SOCK_ADOPTED 8u
 
