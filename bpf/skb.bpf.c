@@ -406,6 +406,24 @@ static __always_inline bool start_socket_flow(struct bf_sock *sock,
 	return false;
 }
 
+/* Counts a packet in the started flow of a socks entry, and sends its alert. */
+static __always_inline void add_to_socket_flow(struct bf_sock *sock, __u64 cookie, __u8 verdict,
+					       __u32 app, bool egress, __u64 bytes, __u64 packets)
+{
+	struct bf_flow_value *flow = &sock->flow;
+	struct bf_flow_key key;
+
+	/* Two CPUs may both send one, and the daemon's repeat interval drops the second. */
+	if (egress && !(flow->flags & BF_FLOW_ALERTED) && out_of_region(verdict)) {
+		bf_socket_flow_key(sock, cookie, &key);
+		if (send_alert(&key, flow, app, bytes))
+			flow->flags |= BF_FLOW_ALERTED;
+	}
+	add_to_flow(flow, egress, bytes, packets);
+	/* Coarse (jiffy resolution) is enough for idle expiry, and cheaper per packet. */
+	flow->last_ns = bpf_ktime_get_coarse_ns();
+}
+
 /*
  * Counts a packet of a watched application's socket to its connected peer,
  * in the flow that its socks entry contains, and starts that flow at its first
@@ -417,7 +435,6 @@ static __always_inline bool count_socket_flow(struct bf_sock *sock, __u64 cookie
 					      const struct packet *pkt, struct bf_geo_value *geo,
 					      __u32 app, bool egress, __u64 bytes, __u64 packets)
 {
-	struct bf_flow_value *flow = &sock->flow;
 	bool created = false;
 	struct bf_flow_key key;
 
@@ -431,15 +448,7 @@ static __always_inline bool count_socket_flow(struct bf_sock *sock, __u64 cookie
 			*geo = sock->peer_geo;
 		}
 	}
-	/* Two CPUs may both send one, and the daemon's repeat interval drops the second. */
-	if (egress && !(flow->flags & BF_FLOW_ALERTED) && out_of_region(geo->verdict)) {
-		bf_socket_flow_key(sock, cookie, &key);
-		if (send_alert(&key, flow, app, bytes))
-			flow->flags |= BF_FLOW_ALERTED;
-	}
-	add_to_flow(flow, egress, bytes, packets);
-	/* Coarse (jiffy resolution) is enough for idle expiry, and cheaper per packet. */
-	flow->last_ns = bpf_ktime_get_coarse_ns();
+	add_to_socket_flow(sock, cookie, geo->verdict, app, egress, bytes, packets);
 	return created;
 }
 
@@ -514,10 +523,10 @@ static __always_inline bool open_after_accept(struct bpf_sock *sk)
  * its packets count in totals under the listener's application, which *app
  * returns. *listening is set for a listener's packets.
  */
-static __always_inline struct bf_sock *find_sock(struct __sk_buff *skb, __u64 cookie, __u8 proto,
-						 bool *listening, __u32 *app)
+static __always_inline struct bf_sock *find_sock(struct __sk_buff *skb, struct bf_sock *sock,
+						 __u64 cookie, __u8 proto, bool *listening,
+						 __u32 *app)
 {
-	struct bf_sock *sock = bpf_map_lookup_elem(&socks, &cookie);
 	struct bpf_sock *sk = skb->sk;
 	struct bf_owner *owner;
 
@@ -565,6 +574,34 @@ static __always_inline __u32 orphan_app(const struct bf_flow_key *key)
 	return closed_app ? *closed_app : BF_APP_UNATTRIBUTED;
 }
 
+/*
+ * Counts a packet of a started TCP flow of a watched application without
+ * parsing it: every packet of a connected TCP socket goes to or comes from
+ * its one peer, which the flow names with its country. A packet of
+ * segmentation offload is left to the parsing path, which reads the header
+ * length that each of its segments repeats. Returns false for every packet
+ * that needs that path.
+ */
+static __always_inline bool count_started_tcp(struct __sk_buff *skb, struct bf_sock *sock,
+					      __u64 cookie, bool egress)
+{
+	struct bf_total_key total_key = {};
+	__u32 app = sock->owner.app;
+	__u64 bytes = skb->len;
+
+	if (sock->proto != BF_PROTO_TCP || !(sock->flags & BF_SOCK_FLOW) || skb->gso_segs > 1 ||
+	    app == BF_APP_OTHER || app == BF_APP_UNATTRIBUTED)
+		return false;
+	add_to_socket_flow(sock, cookie, sock->peer_geo.verdict, app, egress, bytes, 1);
+
+	total_key.app = app;
+	total_key.country = sock->peer_geo.country;
+	total_key.verdict = sock->peer_geo.verdict;
+	total_key.proto = BF_PROTO_TCP;
+	add_totals(&total_key, egress, bytes, 1, false);
+	return true;
+}
+
 static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 {
 	struct bf_total_key total_key = {};
@@ -576,6 +613,11 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 	bool new_flow, connected = false, listening = false;
 	__u32 app = BF_APP_UNATTRIBUTED;
 
+	cookie = bpf_get_socket_cookie(skb);
+	sock = bpf_map_lookup_elem(&socks, &cookie);
+	if (sock && count_started_tcp(skb, sock, cookie, egress))
+		return 1;
+
 	if (parse_packet(skb, egress, &pkt)) {
 		bf_stat_add(BF_STAT_UNPARSED_PACKETS, 1);
 		return 1;
@@ -583,14 +625,13 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 	segs = skb->gso_segs ? skb->gso_segs : 1;
 	bytes = skb->len + (segs - 1) * pkt.header_bytes;
 
-	cookie = bpf_get_socket_cookie(skb);
 	key.cookie = cookie;
 	__builtin_memcpy(key.peer, pkt.peer, 16);
 	key.peer_port = pkt.peer_port;
 	key.family = pkt.family;
 	key.proto = pkt.proto;
 
-	sock = find_sock(skb, cookie, pkt.proto, &listening, &app);
+	sock = find_sock(skb, sock, cookie, pkt.proto, &listening, &app);
 	if (!sock && app == BF_APP_UNATTRIBUTED)
 		app = orphan_app(&key);
 

@@ -444,14 +444,20 @@ bench_throughput() {
 	bench_with_without tcp_throughput Gbit/s 0.97 run_iperf
 }
 
+# Starts the tcp_crr server of sections 2 and 2b, unless it runs already.
+start_crr_server() {
+	[ -n "$(lab_ns "$LAB_SRV" ss -Hltn "sport = :$CRR_PORT")" ] && return 0
+	start_server "$LAB_TMP/tcp_crr-server.log" "$BENCH_BIN/tcp_crr" server \
+		--address "$SERVER_ADDR" --port "$CRR_PORT" --timeout "$SERVER_TIMEOUT_S"
+	wait_listening "$CRR_PORT"
+}
+
 bench_crr() {
 	echo
 	echo "== 2. Short TCP connections: tcp_crr for $CRR_SECONDS s, a 1-byte request and" \
 		"response per connection," \
 		"runs: $REPETITIONS without and $REPETITIONS with, alternating"
-	start_server "$LAB_TMP/tcp_crr-server.log" "$BENCH_BIN/tcp_crr" server \
-		--address "$SERVER_ADDR" --port "$CRR_PORT" --timeout "$SERVER_TIMEOUT_S"
-	wait_listening "$CRR_PORT" || {
+	start_crr_server || {
 		fail_part "tcp_crr: server did not start"
 		return
 	}
@@ -499,10 +505,23 @@ bench_crr_empty() {
 		return
 	fi
 	lab_on_cleanup remove_empty_programs
+	start_crr_server || {
+		fail_part "tcp_crr_empty: server did not start"
+		return
+	}
 	for ((i = 0; i < REPETITIONS; i++)); do
-		rate=$(run_crr) && without+=("$rate")
+		check_lab_routes
+		if rate=$(run_crr); then
+			without+=("$rate")
+		else
+			fail_part "tcp_crr_empty without programs, run $((i + 1)): failed"
+		fi
 		if empty_programs attach; then
-			rate=$(run_crr) && with+=("$rate")
+			if rate=$(run_crr); then
+				with+=("$rate")
+			else
+				fail_part "tcp_crr_empty with empty programs, run $((i + 1)): failed"
+			fi
 		else
 			fail_part "tcp_crr_empty: failed to attach the empty programs"
 		fi
