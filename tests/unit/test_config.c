@@ -19,6 +19,7 @@
 #include <ini.h>
 
 #include "user/lib/config.h"
+#include "user/lib/stack.h"
 
 static char test_dir[] = "/tmp/borderflow-test-config.XXXXXX";
 static char conf_path[sizeof(test_dir) + 32];
@@ -136,7 +137,8 @@ static void test_metrics_other_and_textfile(void **state)
 	assert_true(cfg.metrics_other);
 	assert_string_equal(cfg.metrics_textfile, "");
 
-	assert_int_equal(load_text("[metrics]\nother = hide\ntextfile = /var/lib/x\n", &cfg, &err), 0);
+	assert_int_equal(load_text("[metrics]\nother = hide\ntextfile = /var/lib/x\n", &cfg, &err),
+			 0);
 	assert_false(cfg.metrics_other);
 	assert_string_equal(cfg.metrics_textfile, "/var/lib/x");
 	bf_config_free(&cfg);
@@ -985,6 +987,45 @@ static void test_verdict_names(void **state)
 	assert_string_equal(bf_verdict_name(BF_VERDICT_COUNT), "invalid");
 }
 
+/* Loads the geolocation files of text's [geo] section and expects each part in the message. */
+static void assert_geo_load_fails(const char *text, const char *const *parts, size_t nparts)
+{
+	struct bf_geo_table table;
+	struct bf_config cfg;
+	struct bf_error err;
+	size_t i;
+
+	assert_int_equal(load_text(text, &cfg, &err), 0);
+	bf_geo_table_init(&table);
+	assert_int_equal(bf_geo_load_stack(&table, &cfg, &err), -ENOENT);
+	for (i = 0; i < nparts; i++)
+		assert_contains(err.msg, parts[i]);
+	bf_geo_table_free(&table);
+	bf_config_free(&cfg);
+}
+
+static void test_missing_geo_file_names_key(void **state)
+{
+	const char *data[] = { "[geo] data: ", "'/nonexistent/borderflow/geoip'",
+			       "correct the path" };
+	const char *override[] = { "[geo] override: ", "'/nonexistent/borderflow/override.csv'" };
+	const char *lists[] = { "[geo] lists: ", "'/nonexistent/borderflow/mo.txt'" };
+	char data_path[sizeof(test_dir) + 32], text[512];
+
+	(void)snprintf(data_path, sizeof(data_path), "%s/data.csv", test_dir);
+	write_file(data_path, "198.51.100.0/24,CN\n", strlen("198.51.100.0/24,CN\n"));
+
+	assert_geo_load_fails("[geo]\ndata = /nonexistent/borderflow/geoip\n", data, 3);
+	(void)snprintf(text, sizeof(text),
+		       "[geo]\ndata = %s\noverride = /nonexistent/borderflow/override.csv\n",
+		       data_path);
+	assert_geo_load_fails(text, override, 2);
+	(void)snprintf(text, sizeof(text),
+		       "[geo]\ndata = %s\nlists = MO:/nonexistent/borderflow/mo.txt\n", data_path);
+	assert_geo_load_fails(text, lists, 2);
+	assert_int_equal(unlink(data_path), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1021,6 +1062,7 @@ int main(void)
 		cmocka_unit_test(test_verdict_pseudo_countries),
 		cmocka_unit_test(test_verdict_approved_none),
 		cmocka_unit_test(test_verdict_names),
+		cmocka_unit_test(test_missing_geo_file_names_key),
 	};
 
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);

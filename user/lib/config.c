@@ -612,10 +612,10 @@ static int parse_metrics_listen(struct config_parser *p, const char *key, const 
 		host_start = value;
 		host_end = strrchr(value, ':');
 		if (!host_end)
-			return config_invalid(
-				p,
-				"'%s' has no port '%s'; use address:port, such as 127.0.0.1:9782",
-				key, value);
+			return config_invalid(p,
+					      "'%s' value '%s' has no port; use address:port, such "
+					      "as 127.0.0.1:9782",
+					      key, value);
 		if (memchr(value, ':', (size_t)(host_end - value)))
 			return config_invalid(p,
 					      "invalid '%s' address '%s'; write an IPv6 address in "

@@ -569,8 +569,10 @@ int geo_open(const char *path, bool folder_ok, struct stat *st, struct bf_error 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		ret = -errno;
-		return bf_error_set(err, ret, "failed to open geolocation file '%s': %s", path,
-				    strerror(-ret));
+		return bf_error_set(err, ret,
+				    "failed to open geolocation file '%s': %s; correct the path or "
+				    "create the file",
+				    path, strerror(-ret));
 	}
 	if (fstat(fd, st)) {
 		ret = -errno;

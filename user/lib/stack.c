@@ -1,7 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <stdio.h>
+#include <string.h>
 
 #include "stack.h"
+
+/* Prefixes a failed load's message with the config key that named the file, and returns ret. */
+static int name_geo_key(int ret, const char *key, struct bf_error *err)
+{
+	char msg[sizeof(err->msg)];
+
+	if (!err)
+		return ret;
+	/* The precision leaves room for the prefix: a message too long for both loses its end. */
+	snprintf(msg, sizeof(msg), "[geo] %s: %.*s", key, (int)(sizeof(msg) - 32), err->msg);
+	memcpy(err->msg, msg, sizeof(msg));
+	return ret;
+}
 
 int bf_geo_load_stack_data(struct bf_geo_table *table, const struct bf_config *cfg,
 			   char *const *data, size_t ndata, struct bf_error *err)
@@ -15,18 +29,18 @@ int bf_geo_load_stack_data(struct bf_geo_table *table, const struct bf_config *c
 	for (i = 0; i < ndata; i++) {
 		ret = bf_geo_load_file_opts(table, data[i], &opts, err);
 		if (ret)
-			return ret;
+			return name_geo_key(ret, "data", err);
 	}
 	for (i = 0; i < cfg->ngeo_lists; i++) {
 		ret = bf_geo_load_list_file(table, cfg->geo_lists[i], cfg->geo_list_countries[i],
 					    err);
 		if (ret)
-			return ret;
+			return name_geo_key(ret, "lists", err);
 	}
 	for (i = 0; i < cfg->ngeo_override; i++) {
 		ret = bf_geo_load_cidr_file(table, cfg->geo_override[i], err);
 		if (ret)
-			return ret;
+			return name_geo_key(ret, "override", err);
 	}
 	return bf_geo_flatten(table, err);
 }
