@@ -94,15 +94,17 @@ BF_MAP struct {
 
 /*
  * Owner and connected flow of every inet socket, by cookie (maps/flow.h).
- * Allocated on insert: a preallocated hash measured slower per connection
- * in tests/bench/ and would hold its full size in kernel memory. The
+ * Preallocated: an insert takes an entry from a free list and cannot fail
+ * for lack of memory. With BPF_F_NO_PREALLOC each insert allocated memory
+ * charged to the memory cgroup, and bf_sock_create took about 1,100 ns
+ * instead of 660 ns (kernel.bpf_stats_enabled during tests/bench/tcp_crr).
+ * The daemon sets max_entries from [daemon] sockets before the load. The
  * entries of watched flows linger ENDED_LINGER_NS after the release (see
  * user/loop.c), which at 10,000 short connections a second is 100,000.
  */
 BF_MAP struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 262144);
+	__uint(max_entries, BF_SOCKS_DEFAULT);
 	__type(key, __u64);
 	__type(value, struct bf_sock);
 } socks SEC(".maps");

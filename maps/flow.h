@@ -103,6 +103,11 @@ struct bf_sock {
 	struct bf_flow_value flow;
 };
 
+/* Default and limits of the entries of socks, which the daemon preallocates. */
+#define BF_SOCKS_DEFAULT 262144
+#define BF_SOCKS_MIN	 1024
+#define BF_SOCKS_MAX	 4194304
+
 #define BF_SOCK_COUNTED	 1u /* the socket's first packet was counted as a flow in totals */
 #define BF_SOCK_RELEASED 2u /* the process closed the socket; its flow is ending */
 #define BF_SOCK_FLOW	 4u /* flow contains the connected peer's flow, see above */

@@ -101,6 +101,10 @@ int bf_monitor_load(struct bf_monitor *mon, const struct bf_config *cfg, struct 
 		return bf_error_set(err, -errno, "failed to open BPF object: %s", strerror(errno));
 
 	mon->skel->rodata->alert_repeat_ns = cfg->alerts_repeat_s * 1000000000ull;
+	ret = bpf_map__set_max_entries(mon->skel->maps.socks, cfg->sockets);
+	if (ret)
+		return bf_error_set(err, ret, "failed to set the size of the socks map to %u: %s",
+				    cfg->sockets, strerror(-ret));
 	if (cfg->pin_dir[0]) {
 		ret = prepare_pins(mon, cfg->pin_dir, err);
 		if (ret)
@@ -271,10 +275,9 @@ int bf_monitor_fill_apps(struct bf_monitor *mon, const struct bf_config *cfg, st
 
 			ret = bf_app_path_check(cfg, app, path, &st, err);
 			if (ret == -ENOENT) {
-				log_warn(
-					"[app %s] path '%s' does not exist, so it is not watched; "
-					"restart the daemon once it exists",
-					app->name, path);
+				log_warn("[app %s] path '%s' does not exist, so it is not watched; "
+					 "restart the daemon once it exists",
+					 app->name, path);
 				mon->missing_paths++;
 				continue;
 			}

@@ -186,6 +186,7 @@ static void test_defaults_values(void **state)
 	assert_int_equal(cfg.history_retention_s, 30 * 86400);
 	assert_string_equal(cfg.control_socket, "/run/borderflow/borderflowd.sock");
 	assert_string_equal(cfg.pin_dir, "/sys/fs/bpf/borderflow");
+	assert_int_equal(cfg.sockets, 262144);
 	bf_config_free(&cfg);
 }
 
@@ -235,7 +236,8 @@ static const char full_config[] =
 	"\n"
 	"[daemon]\n"
 	"socket = /run/bf/bf.sock\n"
-	"pin = /sys/fs/bpf/bf\n";
+	"pin = /sys/fs/bpf/bf\n"
+	"sockets = 65536\n";
 
 static void test_load_full_file(void **state)
 {
@@ -277,6 +279,7 @@ static void test_load_full_file(void **state)
 	assert_int_equal(cfg.history_retention_s, 365 * 86400ULL);
 	assert_string_equal(cfg.control_socket, "/run/bf/bf.sock");
 	assert_string_equal(cfg.pin_dir, "/sys/fs/bpf/bf");
+	assert_int_equal(cfg.sockets, 65536);
 	bf_config_free(&cfg);
 	assert_is_defaults(&cfg);
 }
@@ -585,6 +588,12 @@ static const struct rejected_case rejected_cases[] = {
 	{ "[alerts]\nrepeat =\n", 2, "", "1s to 7d" },
 	/* [metrics] */
 	{ "[metrics]\nlisten = localhost:9782\n", 2, "localhost:9782", "numeric" },
+	{ "[daemon]\nsockets = 1023\n", 2, "1023", "1024 to 4194304" },
+	{ "[daemon]\nsockets = 4194305\n", 2, "4194305", "1024 to 4194304" },
+	{ "[daemon]\nsockets = 64k\n", 2, "64k", "whole number" },
+	{ "[daemon]\nsockets = -1\n", 2, "-1", "whole number" },
+	{ "[daemon]\nsockets = 99999999999999999999999\n", 2, "99999999999999999999999",
+	  "whole number" },
 	{ "[metrics]\nlisten = 127.0.0.1\n", 2, "127.0.0.1", "address:port" },
 	{ "[metrics]\nlisten = 127.0.0.1:0\n", 2, "127.0.0.1:0", "1 to 65535" },
 	{ "[metrics]\nlisten = 127.0.0.1:65536\n", 2, "127.0.0.1:65536", "1 to 65535" },
@@ -660,11 +669,15 @@ static void test_invalid_values_rejected(void **state)
 static void test_error_resets_to_defaults(void **state)
 {
 	char text[sizeof(full_config) + 64];
+	int next_line = 1;
+	const char *c;
 
+	for (c = full_config; *c; c++)
+		next_line += *c == '\n';
 	(void)snprintf(text, sizeof(text), "%s[geo]\n", full_config);
-	assert_rejected(text, 32, "[geo]", "first at line 7");
+	assert_rejected(text, next_line, "[geo]", "first at line 7");
 	(void)snprintf(text, sizeof(text), "%s[app late]\n", full_config);
-	assert_rejected(text, 32, "[app late]", "'path' nor 'comm'");
+	assert_rejected(text, next_line, "[app late]", "'path' nor 'comm'");
 }
 
 static void test_value_too_long_for_field(void **state)
@@ -901,6 +914,7 @@ static void assert_same_values(const struct bf_config *a, const struct bf_config
 	assert_int_equal(a->history_retention_s, b->history_retention_s);
 	assert_string_equal(a->control_socket, b->control_socket);
 	assert_string_equal(a->pin_dir, b->pin_dir);
+	assert_int_equal(a->sockets, b->sockets);
 }
 
 /*

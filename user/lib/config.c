@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../maps/flow.h"
 #include "config.h"
 #include "geo.h"
 
@@ -662,6 +663,24 @@ static int parse_daemon_pin(struct config_parser *p, const char *key, const char
 	return copy_path(p, key, value, p->cfg->pin_dir, sizeof(p->cfg->pin_dir));
 }
 
+static int parse_daemon_sockets(struct config_parser *p, const char *key, const char *value)
+{
+	unsigned long long parsed;
+	char *end;
+
+	errno = 0;
+	parsed = strtoull(value, &end, 10);
+	if (!isdigit((unsigned char)value[0]) || *end || errno)
+		return config_invalid(
+			p, "invalid number for '%s' '%s'; use a whole number from %u to %u", key,
+			value, BF_SOCKS_MIN, BF_SOCKS_MAX);
+	if (parsed < BF_SOCKS_MIN || parsed > BF_SOCKS_MAX)
+		return config_invalid(p, "number for '%s' is out of range '%s'; use %u to %u", key,
+				      value, BF_SOCKS_MIN, BF_SOCKS_MAX);
+	p->cfg->sockets = (uint32_t)parsed;
+	return 0;
+}
+
 static const struct config_key policy_keys[] = {
 	{ "approved", parse_approved, false,
 	  "use ISO 3166-1 alpha-2 country codes separated by spaces, such as MO HK, or none" },
@@ -714,6 +733,7 @@ static const struct config_key history_keys[] = {
 static const struct config_key daemon_keys[] = {
 	{ "socket", parse_daemon_socket, false, "use an absolute path" },
 	{ "pin", parse_daemon_pin, false, "use an absolute path in a BPF file system" },
+	{ "sockets", parse_daemon_sockets, false, "use a whole number from 1024 to 4194304" },
 	{ 0 },
 };
 
@@ -1121,6 +1141,7 @@ void bf_config_defaults(struct bf_config *cfg)
 	cfg->history_retention_s = 30 * 86400;
 	strcpy(cfg->control_socket, "/run/borderflow/borderflowd.sock");
 	strcpy(cfg->pin_dir, "/sys/fs/bpf/borderflow");
+	cfg->sockets = BF_SOCKS_DEFAULT;
 }
 
 /*

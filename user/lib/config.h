@@ -81,6 +81,7 @@ struct bf_config {
 	/* [daemon] */
 	char control_socket[4096]; /* socket = /run/borderflow/borderflowd.sock */
 	char pin_dir[4096];	   /* pin = /sys/fs/bpf/borderflow */
+	uint32_t sockets;	   /* sockets = 262144, entries of the socks map */
 };
 
 /* Fills cfg with the built-in defaults: the DingTalk application, MO HK approved. */
