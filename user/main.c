@@ -183,7 +183,8 @@ static int start(struct bf_daemon *d, const struct options *opts, struct bf_erro
 	ret = bf_monitor_load(&d->mon, &d->cfg, err);
 	if (ret)
 		return ret;
-	log_info("BPF programs loaded in %.3f s", elapsed_s(&step));
+	log_info("BPF programs loaded in %.3f s, with a socket table of %u entries preallocated",
+		 elapsed_s(&step), d->cfg.sockets);
 	ret = bf_monitor_fill_geo(&d->mon, &d->table, &d->cfg, d->generation, err);
 	if (ret)
 		return ret;
