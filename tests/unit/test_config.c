@@ -593,7 +593,7 @@ static const struct rejected_case rejected_cases[] = {
 	{ "[daemon]\nsockets = 64k\n", 2, "64k", "whole number" },
 	{ "[daemon]\nsockets = -1\n", 2, "-1", "whole number" },
 	{ "[daemon]\nsockets = 99999999999999999999999\n", 2, "99999999999999999999999",
-	  "whole number" },
+	  "out of range" },
 	{ "[metrics]\nlisten = 127.0.0.1\n", 2, "127.0.0.1", "address:port" },
 	{ "[metrics]\nlisten = 127.0.0.1:0\n", 2, "127.0.0.1:0", "1 to 65535" },
 	{ "[metrics]\nlisten = 127.0.0.1:65536\n", 2, "127.0.0.1:65536", "1 to 65535" },

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -670,7 +671,9 @@ static int parse_daemon_sockets(struct config_parser *p, const char *key, const 
 
 	errno = 0;
 	parsed = strtoull(value, &end, 10);
-	if (!isdigit((unsigned char)value[0]) || *end || errno)
+	if (isdigit((unsigned char)value[0]) && !*end && errno == ERANGE)
+		parsed = ULLONG_MAX; /* out of range below */
+	else if (!isdigit((unsigned char)value[0]) || *end || errno)
 		return config_invalid(
 			p, "invalid number for '%s' '%s'; use a whole number from %u to %u", key,
 			value, BF_SOCKS_MIN, BF_SOCKS_MAX);
