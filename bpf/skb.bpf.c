@@ -575,12 +575,32 @@ static __always_inline __u32 orphan_app(const struct bf_flow_key *key)
 }
 
 /*
+ * True when an IPv6 packet's first next header is not TCP: an extension
+ * header, or a packet too short to tell, which the parsing path counts
+ * under the protocol it finds.
+ */
+static __always_inline bool has_ipv6_extension(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ipv6hdr *ip6 = data;
+	__u8 nexthdr;
+
+	if ((void *)(ip6 + 1) <= data_end)
+		return ip6->nexthdr != BF_PROTO_TCP;
+	if (bpf_skb_load_bytes(skb, __builtin_offsetof(struct ipv6hdr, nexthdr), &nexthdr, 1))
+		return true;
+	return nexthdr != BF_PROTO_TCP;
+}
+
+/*
  * Counts a packet of a started TCP flow of a watched application without
  * parsing it: every packet of a connected TCP socket goes to or comes from
  * its one peer, which the flow names with its country. A packet of
  * segmentation offload is left to the parsing path, which reads the header
- * length that each of its segments repeats. Returns false for every packet
- * that needs that path.
+ * length that each of its segments repeats, and so is an IPv6 packet with
+ * an extension header, which that path counts under the header's protocol.
+ * Returns false for every packet that needs that path.
  */
 static __always_inline bool count_started_tcp(struct __sk_buff *skb, struct bf_sock *sock,
 					      __u64 cookie, bool egress)
@@ -591,6 +611,8 @@ static __always_inline bool count_started_tcp(struct __sk_buff *skb, struct bf_s
 
 	if (sock->proto != BF_PROTO_TCP || !(sock->flags & BF_SOCK_FLOW) || skb->gso_segs > 1 ||
 	    app == BF_APP_OTHER || app == BF_APP_UNATTRIBUTED)
+		return false;
+	if (skb->protocol == bpf_htons(ETH_P_IPV6) && has_ipv6_extension(skb))
 		return false;
 	add_to_socket_flow(sock, cookie, sock->peer_geo.verdict, app, egress, bytes, 1);
 

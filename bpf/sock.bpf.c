@@ -114,8 +114,8 @@ static __always_inline void end_flow(struct bf_sock *sock, __u64 cookie)
 
 /*
  * Moves the flow that a socks entry contains to flows, at a connect() to
- * another peer, so that the entry can hold the new peer's flow. A TCP flow
- * ends there. A UDP flow's flows entry counts later packets to that peer as
+ * another peer or a new TCP connection to the same one, so that the entry
+ * can hold the next flow. A TCP flow ends there. A UDP flow's flows entry counts later packets to that peer as
  * an unconnected flow does, and expires as one when idle. Each count is
  * taken with an atomic exchange, so a packet that adds to the entry
  * meanwhile lands in the moved flow or in the next one, never in both.
@@ -160,9 +160,15 @@ static __always_inline void set_peer(struct bf_sock *sock, __u64 cookie, __u8 fa
 	if (sock->flags & BF_SOCK_FLOW) {
 		const __u32 *peer = (const __u32 *)sock->peer;
 
-		if (sock->peer_family == family && sock->peer_port == peer_port &&
-		    peer[0] == addr[0] && peer[1] == addr[1] && peer[2] == addr[2] &&
-		    peer[3] == addr[3])
+		/*
+		 * A UDP connect() to the peer it has changes nothing. A TCP
+		 * connect() always opens a new connection, to the same peer too:
+		 * the hook runs only for a socket in TCP_CLOSE, after a failed
+		 * attempt or a connect(AF_UNSPEC), so the earlier flow ends.
+		 */
+		if (sock->proto == BF_PROTO_UDP && sock->peer_family == family &&
+		    sock->peer_port == peer_port && peer[0] == addr[0] && peer[1] == addr[1] &&
+		    peer[2] == addr[2] && peer[3] == addr[3])
 			return;
 		leave_peer(sock, cookie);
 	}

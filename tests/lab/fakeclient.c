@@ -10,6 +10,11 @@
  *	mapped         TCP from an AF_INET6 socket with IPV6_V6ONLY=0 to the
  *	               IPv4-mapped address ::ffff:ADDRESS (ADDRESS is IPv4)
  *
+ * With --reconnect a TCP socket sends BYTES twice, on two connections to the
+ * same peer, with a connect(AF_UNSPEC) between them. With --dstopts every
+ * packet that an IPv6 socket sends carries a destination options extension
+ * header.
+ *
  * On success it prints one line of key=value pairs to stdout (pid, transport,
  * source, sport, destination, dport, bytes) and exits 0. A failed step prints
  * a message to stderr and exits 1, invalid arguments exit 2.
@@ -48,6 +53,8 @@ struct request {
 	unsigned long delay_ms; /* before opening the socket */
 	unsigned long repeat;	/* connections (or UDP sockets) made one after the other */
 	bool quiet;		/* no result line, for many repeats */
+	bool reconnect;		/* TCP: a second connection on the same socket */
+	bool dstopts;		/* IPv6: a destination options header on every packet */
 };
 
 static char payload[WRITE_CHUNK_BYTES];
@@ -189,10 +196,15 @@ static int open_socket(const struct request *req, int type)
 	fd = socket(req->dest.ss_family, type | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	/* Next header (the kernel fills it in), length 0 (8 bytes), a PadN option of 4 bytes. */
+	static const uint8_t dstopts[8] = { 0, 0, 1, 4, 0, 0, 0, 0 };
+
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) ||
 	    (req->mode == MODE_MAPPED &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)))) {
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off))) ||
+	    (req->dstopts &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_DSTOPTS, dstopts, sizeof(dstopts)))) {
 		close(fd);
 		return -1;
 	}
@@ -231,33 +243,43 @@ static int wait_for_close(int fd)
 	}
 }
 
+/* Connects fd, sends the payload and waits for the server to close. Returns 0 or 1. */
+static int exchange_tcp(int fd, const struct request *req)
+{
+	if (connect(fd, (const struct sockaddr *)&req->dest, req->dest_len))
+		return fail("connect to", req);
+	pause_before_sending(req);
+	if (write_all(fd, req->bytes))
+		return fail("send to", req);
+	if (shutdown(fd, SHUT_WR))
+		return fail("shut down the connection to", req);
+	if (wait_for_close(fd))
+		return fail("wait for the server to close the connection from", req);
+	return 0;
+}
+
+/* Makes fd unconnected again, so that it can connect once more. */
+static int disconnect_tcp(int fd, const struct request *req)
+{
+	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+
+	if (connect(fd, &unspec, sizeof(unspec)))
+		return fail("disconnect (connect AF_UNSPEC) from", req);
+	return 0;
+}
+
 static int run_tcp(const struct request *req)
 {
-	int fd, ret = 1;
+	int fd, ret;
 
 	fd = open_socket(req, SOCK_STREAM);
 	if (fd < 0)
 		return fail("create a socket for", req);
-	if (connect(fd, (const struct sockaddr *)&req->dest, req->dest_len)) {
-		ret = fail("connect to", req);
-		goto out;
-	}
-	pause_before_sending(req);
-	if (write_all(fd, req->bytes)) {
-		ret = fail("send to", req);
-		goto out;
-	}
-	if (shutdown(fd, SHUT_WR)) {
-		ret = fail("shut down the connection to", req);
-		goto out;
-	}
-	if (wait_for_close(fd)) {
-		ret = fail("wait for the server to close the connection from", req);
-		goto out;
-	}
-	print_result(fd, req, "tcp");
-	ret = 0;
-out:
+	ret = exchange_tcp(fd, req);
+	if (!ret && req->reconnect)
+		ret = disconnect_tcp(fd, req) || exchange_tcp(fd, req);
+	if (!ret)
+		print_result(fd, req, "tcp");
 	close(fd);
 	return ret;
 }
@@ -359,7 +381,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: fakeclient [--fork] [--delay-ms MS] [--pause-ms MS] [--repeat N]\n"
-		"                  MODE ADDRESS PORT BYTES\n"
+		"                  [--reconnect] [--dstopts] MODE ADDRESS PORT BYTES\n"
 		"\n"
 		"Sends BYTES bytes (1-%lu) of payload to ADDRESS PORT and prints one line of\n"
 		"key=value results. MODE is one of:\n"
@@ -372,6 +394,9 @@ static void usage(FILE *f)
 		"  --delay-ms MS  wait MS milliseconds (0-60000) before opening the socket\n"
 		"  --repeat N     do it N times (1-100000), a new socket each time, printing\n"
 		"                 one line with the count instead of a result line each\n"
+		"  --reconnect    TCP: send BYTES once more on a second connection of the same\n"
+		"                 socket, after connect(AF_UNSPEC)\n"
+		"  --dstopts      IPv6: a destination options header on every packet sent\n"
 		"\n"
 		"Example: fakeclient tcp 192.0.2.1 9000 4096\n",
 		MAX_TOTAL_BYTES, MAX_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES);
@@ -391,10 +416,15 @@ int main(int argc, char **argv)
 	for (; arg < argc && argv[arg][0] == '-' && argv[arg][1] == '-'; arg++) {
 		if (!strcmp(argv[arg], "--fork")) {
 			forked = true;
+		} else if (!strcmp(argv[arg], "--reconnect")) {
+			req.reconnect = true;
+		} else if (!strcmp(argv[arg], "--dstopts")) {
+			req.dstopts = true;
 		} else if (!strcmp(argv[arg], "--repeat") && arg + 1 < argc) {
 			if (parse_ulong(argv[++arg], 1, 100000, &req.repeat)) {
 				fprintf(stderr,
-					"fakeclient: invalid repeat count '%s', expected 1-100000\n",
+					"fakeclient: invalid repeat count '%s', expected "
+					"1-100000\n",
 					argv[arg]);
 				return 2;
 			}
