@@ -108,24 +108,8 @@ lab_sink_wait_total "$total" "$COUNT_TIMEOUT_S" ||
 
 # --- reading the daemon's counts ----------------------------------------------------
 
-read_status()
-{
-	"$CLI" status --json --socket "$SOCK" >"$STATUS.tmp" 2>/dev/null &&
-		jq -e . "$STATUS.tmp" >/dev/null 2>&1 && mv "$STATUS.tmp" "$STATUS"
-}
-
-# Waits until the daemon has read the end events of the connected flows and the totals
-# stay the same for a second, so no packet is still on its way to the counters.
-last=
-for ((i = 0; i < COUNT_TIMEOUT_S * 5; i++)); do
-	if read_status && (($(jq '.flows_ended' "$STATUS") >= connected)); then
-		now=$(jq -c '[.apps[] | .destinations[]]' "$STATUS")
-		[[ $now == "$last" ]] && break
-		last=$now
-	fi
-	sleep 0.5
-done
-
+lab_wait_counts "$CLI" "$SOCK" "$STATUS" "$connected" $((2 * COUNT_TIMEOUT_S)) ||
+	diag "counts did not settle within $((2 * COUNT_TIMEOUT_S)) s"
 lab_dump_flows "$DAEMON_PID" "$ENTRIES"
 
 check_eq "no lost events" "$(jq .lost_events "$STATUS")" 0

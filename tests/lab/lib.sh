@@ -295,6 +295,27 @@ lab_map_id()
 	return 1
 }
 
+# lab_wait_counts CLI SOCK STATUS ENDED SECONDS: writes the daemon's status to STATUS once it has
+# read ENDED flow end events and its destinations stayed the same over two reads 0.5 s apart.
+# Then no packet is still on its way to the counters. Fails after SECONDS, leaving the last
+# status read in STATUS.
+lab_wait_counts()
+{
+	local cli=$1 sock=$2 status=$3 ended=$4 seconds=$5 last="" now i
+
+	for ((i = 0; i < seconds * 2; i++)); do
+		if "$cli" status --json --socket "$sock" >"$status.tmp" 2>/dev/null &&
+			jq -e . "$status.tmp" >/dev/null 2>&1 && mv "$status.tmp" "$status" &&
+			(($(jq '.flows_ended' "$status") >= ended)); then
+			now=$(jq -c '[.apps[] | .destinations[]]' "$status")
+			[[ $now == "$last" ]] && return 0
+			last=$now
+		fi
+		sleep 0.5
+	done
+	return 1
+}
+
 # lab_dump_flows PID OUTFILE: writes the flow records of the daemon PID to OUTFILE, as
 # bpftool prints the flows map: a JSON array of {"formatted": {"key", "value"}}. The flows
 # that socks entries hold (the value's flags has BF_SOCK_FLOW, 4) come with a key of the

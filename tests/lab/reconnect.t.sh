@@ -69,17 +69,8 @@ lab_sink_wait_total $((3 * BYTES)) "$COUNT_TIMEOUT_S" ||
 
 # --- counts -------------------------------------------------------------------------
 
-# Waits until the daemon has read the 3 end events and the totals stay the same for a second.
-last=
-for ((i = 0; i < COUNT_TIMEOUT_S * 5; i++)); do
-	if "$CLI" status --json --socket "$SOCK" >"$STATUS" 2>/dev/null &&
-		(($(jq '.flows_ended' "$STATUS") >= 3)); then
-		now=$(jq -c '[.apps[] | .destinations[]]' "$STATUS")
-		[[ $now == "$last" ]] && break
-		last=$now
-	fi
-	sleep 0.5
-done
+lab_wait_counts "$CLI" "$SOCK" "$STATUS" 3 $((2 * COUNT_TIMEOUT_S)) ||
+	diag "counts did not settle within $((2 * COUNT_TIMEOUT_S)) s"
 lab_dump_flows "$DAEMON_PID" "$ENTRIES"
 
 # status CC PART FIELD: FIELD of dingtalk's destinations in CC, in PART (tcp, udp, or "all"
