@@ -41,6 +41,16 @@ static __always_inline void bf_send_flow_event(__u32 type, const struct bf_flow_
 	bpf_ringbuf_submit(event, flags);
 }
 
+/* True when the connected peer of a socks entry is the given address and port (host order). */
+static __always_inline bool bf_sock_has_peer(const struct bf_sock *sock, __u8 family,
+					     const __u32 addr[4], __u16 port)
+{
+	const __u32 *peer = (const __u32 *)sock->peer;
+
+	return sock->peer_family == family && sock->peer_port == port && peer[0] == addr[0] &&
+	       peer[1] == addr[1] && peer[2] == addr[2] && peer[3] == addr[3];
+}
+
 /* Fills the key of the flow in a socks entry. */
 static __always_inline void bf_socket_flow_key(const struct bf_sock *sock, __u64 cookie,
 					       struct bf_flow_key *key)

@@ -94,8 +94,8 @@ BF_MAP struct {
 
 /*
  * Owner and connected flow of every inet socket, by cookie (maps/flow.h).
- * Preallocated: an insert takes an entry from a free list and cannot fail
- * for lack of memory. With BPF_F_NO_PREALLOC each insert allocated memory
+ * Preallocated: an insert takes an entry from a free list, so it fails only
+ * when the map is full. With BPF_F_NO_PREALLOC each insert allocated memory
  * charged to the memory cgroup, and bf_sock_create took about 1,100 ns
  * instead of 660 ns (kernel.bpf_stats_enabled during tests/bench/tcp_crr).
  * The daemon sets max_entries from [daemon] sockets before the load. The

@@ -149,25 +149,23 @@ static __always_inline int parse_packet(struct __sk_buff *skb, bool egress, stru
 	return 0;
 }
 
-static __always_inline bool same_peer(const struct bf_sock *sock, const struct packet *pkt)
+/* Adds a packet to the totals of its application, country, verdict and transport. */
+static __always_inline void add_totals(__u32 app, const struct bf_geo_value *geo, __u8 proto,
+				       bool egress, __u64 bytes, __u64 packets, bool new_flow)
 {
-	const __u32 *peer = (const __u32 *)sock->peer;
-
-	return sock->peer_family == pkt->family && sock->peer_port == pkt->peer_port &&
-	       peer[0] == pkt->peer[0] && peer[1] == pkt->peer[1] && peer[2] == pkt->peer[2] &&
-	       peer[3] == pkt->peer[3];
-}
-
-static __always_inline void add_totals(const struct bf_total_key *key, bool egress, __u64 bytes,
-				       __u64 packets, bool new_flow)
-{
-	struct bf_total_value *total = bpf_map_lookup_elem(&totals, key);
+	struct bf_total_key key = {
+		.app = app,
+		.country = geo->country,
+		.verdict = geo->verdict,
+		.proto = proto,
+	};
+	struct bf_total_value *total = bpf_map_lookup_elem(&totals, &key);
 
 	if (!total) {
 		struct bf_total_value zero = {};
 
-		(void)bpf_map_update_elem(&totals, key, &zero, BPF_NOEXIST);
-		total = bpf_map_lookup_elem(&totals, key);
+		(void)bpf_map_update_elem(&totals, &key, &zero, BPF_NOEXIST);
+		total = bpf_map_lookup_elem(&totals, &key);
 	}
 	if (!total) {
 		bf_stat_add(BF_STAT_TOTALS_FULL, 1);
@@ -406,7 +404,7 @@ static __always_inline bool start_socket_flow(struct bf_sock *sock,
 	return false;
 }
 
-/* Counts a packet in the started flow of a socks entry, and sends its alert. */
+/* Counts a packet in the started flow of a socks entry and sends its first out-of-region event. */
 static __always_inline void add_to_socket_flow(struct bf_sock *sock, __u64 cookie, __u8 verdict,
 					       __u32 app, bool egress, __u64 bytes, __u64 packets)
 {
@@ -605,7 +603,6 @@ static __always_inline bool has_ipv6_extension(struct __sk_buff *skb)
 static __always_inline bool count_started_tcp(struct __sk_buff *skb, struct bf_sock *sock,
 					      __u64 cookie, bool egress)
 {
-	struct bf_total_key total_key = {};
 	__u32 app = sock->owner.app;
 	__u64 bytes = skb->len;
 
@@ -615,18 +612,12 @@ static __always_inline bool count_started_tcp(struct __sk_buff *skb, struct bf_s
 	if (skb->protocol == bpf_htons(ETH_P_IPV6) && has_ipv6_extension(skb))
 		return false;
 	add_to_socket_flow(sock, cookie, sock->peer_geo.verdict, app, egress, bytes, 1);
-
-	total_key.app = app;
-	total_key.country = sock->peer_geo.country;
-	total_key.verdict = sock->peer_geo.verdict;
-	total_key.proto = BF_PROTO_TCP;
-	add_totals(&total_key, egress, bytes, 1, false);
+	add_totals(app, &sock->peer_geo, BF_PROTO_TCP, egress, bytes, 1, false);
 	return true;
 }
 
 static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 {
-	struct bf_total_key total_key = {};
 	struct bf_flow_key key = {};
 	struct bf_geo_value geo;
 	struct packet pkt = {};
@@ -657,7 +648,7 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 	if (!sock && app == BF_APP_UNATTRIBUTED)
 		app = orphan_app(&key);
 
-	if (sock && same_peer(sock, &pkt)) {
+	if (sock && bf_sock_has_peer(sock, pkt.family, pkt.peer, pkt.peer_port)) {
 		geo = sock->peer_geo;
 		connected = true;
 	} else {
@@ -681,11 +672,7 @@ static __always_inline int count_packet(struct __sk_buff *skb, bool egress)
 	else
 		new_flow = count_flow(&key, sock, &pkt, &geo, app, egress, bytes, segs);
 
-	total_key.app = app;
-	total_key.country = geo.country;
-	total_key.verdict = geo.verdict;
-	total_key.proto = pkt.proto;
-	add_totals(&total_key, egress, bytes, segs, new_flow);
+	add_totals(app, &geo, pkt.proto, egress, bytes, segs, new_flow);
 	return 1;
 }
 

@@ -100,7 +100,7 @@ static __always_inline struct bf_sock *claim_socket(struct bpf_sock_addr *ctx)
 	return sock;
 }
 
-/* Ends the flow that a socks entry contains; the end event carries it. */
+/* Ends the flow that a socks entry contains and sends its end event. */
 static __always_inline void end_flow(struct bf_sock *sock, __u64 cookie)
 {
 	struct bf_flow_key key;
@@ -158,17 +158,13 @@ static __always_inline void set_peer(struct bf_sock *sock, __u64 cookie, __u8 fa
 	__u16 peer_port = bpf_ntohs((__u16)port);
 
 	if (sock->flags & BF_SOCK_FLOW) {
-		const __u32 *peer = (const __u32 *)sock->peer;
-
 		/*
 		 * A UDP connect() to the peer it has changes nothing. A TCP
 		 * connect() always opens a new connection, to the same peer too:
 		 * the hook runs only for a socket in TCP_CLOSE, after a failed
 		 * attempt or a connect(AF_UNSPEC), so the earlier flow ends.
 		 */
-		if (sock->proto == BF_PROTO_UDP && sock->peer_family == family &&
-		    sock->peer_port == peer_port && peer[0] == addr[0] && peer[1] == addr[1] &&
-		    peer[2] == addr[2] && peer[3] == addr[3])
+		if (sock->proto == BF_PROTO_UDP && bf_sock_has_peer(sock, family, addr, peer_port))
 			return;
 		leave_peer(sock, cookie);
 	}
@@ -290,9 +286,10 @@ int bf_sock_release(struct bpf_sock *sk)
 		(void)bpf_map_update_elem(&closed, &cookie, &sock->owner.app, BPF_ANY);
 	/*
 	 * NOTE: a packet on another CPU that looked the entry up before this
-	 * delete may still write its BF_SOCK_COUNTED flag after it, into memory
-	 * that the map may already have given to another socket's entry. This
-	 * window is not tested.
+	 * delete may still write to it after it (the BF_SOCK_COUNTED flag, or
+	 * the peer that a TCP packet sets), into memory that the map may
+	 * already have given to another socket's entry. This window is not
+	 * tested.
 	 */
 	(void)bpf_map_delete_elem(&socks, &cookie);
 	return 1;

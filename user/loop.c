@@ -27,8 +27,8 @@
  * Flow expiry. A connected socket's flow is in its socks entry. It ends at
  * sock_release, but the entry stays until it has been idle for
  * ENDED_LINGER_NS, because data still queued at close(2) and the FIN
- * exchange follow the release; the kernel counts such late packets into
- * the entry, never into a new one (and always into totals). An entry that
+ * exchange follow the release. The kernel counts such late packets into
+ * the entry, never into a new one, and always into totals. An entry that
  * sock_create did not make may see no release (BF_SOCK_ADOPTED): it goes
  * when idle for TCP_IDLE_NS. The flows map contains the rest. A flow
  * that a connect() to another peer ended lingers as an ended one.

@@ -44,12 +44,7 @@ ENTRIES=$LAB_TMP/flows.json
 mkdir -p "$APP_DIR" || lab_bail "failed to create '$APP_DIR'"
 cp "$LAB_BIN/fakeclient" "$WATCHED" || lab_bail "failed to copy fakeclient to '$WATCHED'"
 cp "$(command -v bash)" "$WATCHED_BASH" || lab_bail "failed to copy bash to '$WATCHED_BASH'"
-lab_write_geo "$LAB_TMP/geo.csv"
-METRICS_PORT=$(lab_free_port) || lab_bail "no free TCP port on 127.0.0.1 for metrics"
-printf '%s\n' "[policy]" "approved = MO HK" "[geo]" "data = $LAB_TMP/geo.csv" \
-	"[app dingtalk]" "path = $APP_DIR/" "[alerts]" "file = $LAB_TMP/alerts.jsonl" \
-	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" "[metrics]" "listen = 127.0.0.1:$METRICS_PORT" \
-	>"$CONF"
+lab_write_config "$CONF" "$SOCK" "$APP_DIR"
 
 # port, mode, server address, payload bytes, country, transport, connected (1) or not (0).
 # "queued" is bash writing to /dev/tcp and closing right away.

@@ -694,6 +694,21 @@ lab_write_geo()
 	EOF
 }
 
+# lab_write_config CONF SOCK APP_DIR: writes the test geolocation file to $LAB_TMP/geo.csv and
+# a daemon config CONF that watches APP_DIR as dingtalk, with MO and HK approved. The daemon's
+# control socket is SOCK, its pins are in $LAB_PIN, and its metrics listen on a free port,
+# which METRICS_PORT is set to.
+lab_write_config()
+{
+	lab_write_geo "$LAB_TMP/geo.csv"
+	METRICS_PORT=$(lab_free_port) || lab_bail "no free TCP port on 127.0.0.1 for metrics"
+	printf '%s\n' "[policy]" "approved = MO HK" "[geo]" "data = $LAB_TMP/geo.csv" \
+		"[app dingtalk]" "path = $3/" "[alerts]" "file = $LAB_TMP/alerts.jsonl" \
+		"[daemon]" "socket = $2" "pin = $LAB_PIN" \
+		"[metrics]" "listen = 127.0.0.1:$METRICS_PORT" >"$1" ||
+		lab_bail "failed to write the config '$1'"
+}
+
 # lab_free_port: prints a TCP port on the host that no socket uses in any state. The ports
 # come from below the ephemeral range (32768 and up on Linux by default), so no client
 # connection takes one between this check and the bind.

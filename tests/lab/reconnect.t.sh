@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# Lab test of two TCP sockets of a watched client that are not the plain case of one
-# connection with bare TCP headers:
+# Lab test of two TCP sockets of a watched client that differ from one connection with bare
+# TCP headers:
 #
 # - A socket that connects, disconnects with connect(AF_UNSPEC) and connects to the same peer
 #   again makes two connections, so two flows, each with its own start and end.
@@ -40,12 +40,7 @@ ENTRIES=$LAB_TMP/flows.json
 
 mkdir -p "$APP_DIR" || lab_bail "failed to create '$APP_DIR'"
 cp "$LAB_BIN/fakeclient" "$WATCHED" || lab_bail "failed to copy fakeclient to '$WATCHED'"
-lab_write_geo "$LAB_TMP/geo.csv"
-METRICS_PORT=$(lab_free_port) || lab_bail "no free TCP port on 127.0.0.1 for metrics"
-printf '%s\n' "[policy]" "approved = MO HK" "[geo]" "data = $LAB_TMP/geo.csv" \
-	"[app dingtalk]" "path = $APP_DIR/" "[alerts]" "file = $LAB_TMP/alerts.jsonl" \
-	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" "[metrics]" "listen = 127.0.0.1:$METRICS_PORT" \
-	>"$CONF"
+lab_write_config "$CONF" "$SOCK" "$APP_DIR"
 
 lab_assert_route "$LAB_CN4"
 lab_assert_route "$LAB_US6"

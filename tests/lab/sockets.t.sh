@@ -43,12 +43,7 @@ SERVER_ADDR=${LAB_CLIENT_ADDR[$LAB_MO4]%/*}
 mkdir -p "$APP_DIR" || lab_bail "failed to create '$APP_DIR'"
 cp "$LAB_BIN/fakeclient" "$WATCHED" || lab_bail "failed to copy fakeclient to '$WATCHED'"
 cp "$LAB_BIN/sink" "$WATCHED_SERVER" || lab_bail "failed to copy sink to '$WATCHED_SERVER'"
-lab_write_geo "$LAB_TMP/geo.csv"
-METRICS_PORT=$(lab_free_port) || lab_bail "no free TCP port on 127.0.0.1 for metrics"
-printf '%s\n' "[policy]" "approved = MO HK" "[geo]" "data = $LAB_TMP/geo.csv" \
-	"[app dingtalk]" "path = $APP_DIR/" "[alerts]" "file = $LAB_TMP/alerts.jsonl" \
-	"[daemon]" "socket = $SOCK" "pin = $LAB_PIN" "[metrics]" "listen = 127.0.0.1:$METRICS_PORT" \
-	>"$CONF"
+lab_write_config "$CONF" "$SOCK" "$APP_DIR"
 
 server_dev=$(lab_route_dev "$LAB_SRV" "$SERVER_ADDR")
 [[ $server_dev == "$LAB_SRV_IF" ]] ||

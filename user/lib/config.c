@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -671,13 +670,12 @@ static int parse_daemon_sockets(struct config_parser *p, const char *key, const 
 
 	errno = 0;
 	parsed = strtoull(value, &end, 10);
-	if (isdigit((unsigned char)value[0]) && !*end && errno == ERANGE)
-		parsed = ULLONG_MAX; /* out of range below */
-	else if (!isdigit((unsigned char)value[0]) || *end || errno)
+	if (!isdigit((unsigned char)value[0]) || *end)
 		return config_invalid(
 			p, "invalid number for '%s' '%s'; use a whole number from %u to %u", key,
 			value, BF_SOCKS_MIN, BF_SOCKS_MAX);
-	if (parsed < BF_SOCKS_MIN || parsed > BF_SOCKS_MAX)
+	/* strtoull() sets ERANGE for a number past 64 bits. */
+	if (errno == ERANGE || parsed < BF_SOCKS_MIN || parsed > BF_SOCKS_MAX)
 		return config_invalid(p, "number for '%s' is out of range '%s'; use %u to %u", key,
 				      value, BF_SOCKS_MIN, BF_SOCKS_MAX);
 	p->cfg->sockets = (uint32_t)parsed;

@@ -11,7 +11,7 @@ static int name_geo_key(int ret, const char *key, struct bf_error *err)
 
 	if (!err)
 		return ret;
-	/* The precision leaves room for the prefix: a message too long for both loses its end. */
+	/* The precision leaves room for the prefix, so a message too long for both loses its end. */
 	snprintf(msg, sizeof(msg), "[geo] %s: %.*s", key, (int)(sizeof(msg) - 32), err->msg);
 	memcpy(err->msg, msg, sizeof(msg));
 	return ret;
